@@ -1,0 +1,88 @@
+//! HTTP Basic authentication of API clients (`client id : secret`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use uuid::Uuid;
+
+use super::secrets;
+use crate::app::AppState;
+use crate::domain::client::{Client, ClientStatus};
+use crate::error::AppError;
+use crate::store;
+
+/// How long a successful argon2 check is remembered. The client's status and stored hash are
+/// still read on every request, so disabling or rotating takes effect at once.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX: usize = 10_000;
+
+/// Remembers recent successful verifications so a busy client pays for argon2 once, not on
+/// every request. Keyed by client id; holds only a SHA-256 of the presented secret.
+#[derive(Default)]
+pub struct Verifier {
+    recent: Mutex<HashMap<Uuid, (String, String, Instant)>>,
+}
+
+/// A PHC string no secret matches, used when the client id is unknown so that the answer takes
+/// as long as for a known id.
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8ZHpQf1EDnbK4ucBmgwVWt0zGLEUYOAtBMBkBz3Y5Oo";
+
+impl Verifier {
+    pub async fn verify(&self, db: &sqlx::PgPool, id: Uuid, secret: &str) -> Result<Client, AppError> {
+        let Some((client, phc)) = store::clients::find_with_hash(db, id).await? else {
+            secrets::verify_secret(secret.to_owned(), DECOY_HASH.to_owned()).await;
+            return Err(AppError::Unauthorized);
+        };
+        let presented = secrets::sha256_hex(secret.as_bytes());
+        let cached = {
+            let recent = self.recent.lock().unwrap();
+            recent
+                .get(&id)
+                .is_some_and(|(p, h, at)| *p == presented && *h == phc && at.elapsed() < CACHE_TTL)
+        };
+        if !cached {
+            if !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
+                return Err(AppError::Unauthorized);
+            }
+            let mut recent = self.recent.lock().unwrap();
+            if recent.len() >= CACHE_MAX {
+                recent.clear();
+            }
+            recent.insert(id, (presented, phc, Instant::now()));
+        }
+        if client.status != ClientStatus::Active {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(client)
+    }
+}
+
+/// Extractor: the API client that authenticated this request.
+pub struct Authenticated(pub Client);
+
+fn parse_basic(parts: &Parts) -> Option<(Uuid, String)> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((Uuid::parse_str(id).ok()?, secret.to_owned()))
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (id, secret) = parse_basic(parts).ok_or(AppError::Unauthorized)?;
+        let client = state.verifier.verify(&state.db, id, &secret).await?;
+        Ok(Authenticated(client))
+    }
+}

@@ -1,0 +1,211 @@
+//! Layered configuration: embedded defaults, an optional file, `GW_*` environment variables,
+//! then `DATABASE_URL`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// A value that must never reach a log line or a `Debug` dump.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub smtp: SmtpConfig,
+    pub database: DatabaseConfig,
+    pub jobs: JobsConfig,
+    pub security: SecurityConfig,
+    pub log: LogConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub public_base_url: String,
+    pub body_limit_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseConfig {
+    /// From `DATABASE_URL` (or `GW_DATABASE__URL`); empty means the embedded cluster.
+    #[serde(default)]
+    pub url: Secret,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    pub embedded: EmbeddedConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddedConfig {
+    pub data_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobsConfig {
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    pub jitter_percent: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecurityConfig {
+    pub identity_hash_key: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoConfig {
+    pub seed_on_first_start: bool,
+}
+
+fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| humantime_serde::re::humantime::parse_duration(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+impl Config {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::figment(file)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+            .and_then(Self::validated)
+    }
+
+    /// The defaults alone, ignoring the environment: what tests start from.
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .expect("embedded config/default.toml is valid")
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let mut fig = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("GW_").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            fig = fig.merge(("database.url", url));
+        }
+        fig
+    }
+
+    fn validated(self) -> anyhow::Result<Self> {
+        anyhow::ensure!(self.jobs.concurrency > 0, "jobs.concurrency must be at least 1");
+        anyhow::ensure!(self.jobs.jitter_percent <= 100, "jobs.jitter_percent must be 0..=100");
+        anyhow::ensure!(self.http.body_limit_bytes > 0, "http.body_limit_bytes must be positive");
+        anyhow::ensure!(
+            self.http.public_base_url.starts_with("http://")
+                || self.http.public_base_url.starts_with("https://"),
+            "http.public_base_url must be an http(s) URL"
+        );
+        Ok(self)
+    }
+
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database.url.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_secrets_stay_hidden() {
+        let mut c = Config::defaults();
+        assert_eq!(c.jobs.retry_schedule.len(), 6);
+        assert_eq!(c.jobs.retry_schedule[1], Duration::from_secs(60));
+        c.database.url = Secret::new("postgres://u:hunter2@db/x");
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("hunter2"), "{dump}");
+        assert!(dump.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        let c: Config = Config::figment(Some(&path)).extract().unwrap();
+        assert_eq!(c.http.listen.port(), 9999);
+        assert_eq!(c.smtp.listen.port(), 2525, "untouched keys keep their defaults");
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "[jobs]\nretry_schedule = [\"soon\"]\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("retry_schedule"), "{err}");
+    }
+}

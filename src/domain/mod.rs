@@ -1,0 +1,18 @@
+//! Pure domain types and rules: no I/O, no sqlx/axum/tokio.
+
+pub mod client;
+pub mod identity;
+
+/// A value that failed validation at the edge, naming the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}

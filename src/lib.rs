@@ -1,0 +1,19 @@
+//! hisp-gateway: a HISP for US Direct Secure Messaging. See README.md for the map.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod rest;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+/// One rustls crypto provider for the whole process (sqlx, reqwest); installing twice is fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,7 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    hisp_gateway::cli::main(hisp_gateway::cli::Cli::parse())
+}

@@ -1,0 +1,170 @@
+//! SQL of the jobs outbox.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// The channel a worker LISTENs on to wake up as soon as a job is committed.
+pub const NOTIFY_CHANNEL: &str = "gateway_jobs";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, max_attempts, run_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(max_attempts)
+    .bind(run_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Delivered at commit, so a worker never wakes for a row it cannot see yet.
+    sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(conn).await?;
+    Ok(id)
+}
+
+/// Claims up to `limit` due jobs for `worker`. `SKIP LOCKED` lets replicas claim concurrently
+/// without waiting on or double-claiming each other's rows; a running job whose lease ran out
+/// (its worker died) is due again.
+pub async fn claim(
+    db: &PgPool,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+                locked_until = $3, updated_at = now()
+         WHERE id IN (
+             SELECT id FROM jobs
+             WHERE (state = 'queued' AND run_at <= $2) OR (state = 'running' AND locked_until < $2)
+             ORDER BY run_at, id
+             FOR UPDATE SKIP LOCKED
+             LIMIT $4)
+         RETURNING id, kind, payload, attempts, max_attempts",
+    )
+    .bind(worker)
+    .bind(now)
+    .bind(lease_until)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The `locked_by` guard keeps a worker whose lease expired from overwriting the outcome of the
+/// worker that took the job over.
+pub async fn mark_done(db: &PgPool, id: i64, worker: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now(), locked_by = NULL,
+                locked_until = NULL, last_error = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn mark_retry(
+    db: &PgPool,
+    id: i64,
+    worker: &str,
+    run_at: DateTime<Utc>,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', run_at = $3, last_error = $4, updated_at = now(),
+                locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(run_at)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn mark_dead(db: &PgPool, id: i64, worker: &str, error: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'dead', last_error = $3, finished_at = now(), updated_at = now(),
+                locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn list(db: &PgPool, state: Option<&str>, limit: i64) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at
+         FROM jobs WHERE ($1::text IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn get(db: &PgPool, id: i64) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at
+         FROM jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Puts a dead job back in the queue with a fresh set of attempts.
+pub async fn requeue_dead(conn: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL,
+                updated_at = now()
+         WHERE id = $1 AND state = 'dead'",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 1 {
+        sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(conn).await?;
+    }
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn counts_by_state(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state").fetch_all(db).await
+}

@@ -1,0 +1,82 @@
+//! The built binary with no DATABASE_URL: its own PostgreSQL, kept across restarts.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::helpers::gateway_command;
+use crate::helpers::process::{GatewayProcess, wait_ready};
+
+fn embedded(data_dir: &Path) -> std::process::Command {
+    let mut cmd = gateway_command();
+    cmd.env("GW_DATABASE__EMBEDDED__DATA_DIR", data_dir)
+        // Exercise the generated key of the embedded mode.
+        .env_remove("GW_SECURITY__IDENTITY_HASH_KEY");
+    cmd
+}
+
+/// (id, secret) of the ops client from the first-start banner.
+fn ops_credentials(banner: &str) -> (String, String) {
+    let line = banner.lines().find(|l| l.trim_start().starts_with("ops ")).unwrap_or_else(|| panic!("{banner}"));
+    let id = line.split("id=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let secret = line.split("secret=").nth(1).unwrap().trim().to_owned();
+    (id, secret)
+}
+
+async fn whoami(p: &GatewayProcess, id: &str, secret: &str) -> reqwest::StatusCode {
+    reqwest::Client::new().get(p.url("/api/v1/whoami")).basic_auth(id, Some(secret)).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
+    let dir = tempfile::Builder::new().prefix("gw-embedded-").tempdir().unwrap();
+    // When the tests run as root the database runs as the postgres user, who must reach it.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("var/postgres");
+
+    // First start: initdb, migrate, seed the demo data and say how to try it.
+    let first = GatewayProcess::start(embedded(&data));
+    wait_ready(&first.url("/readyz")).await;
+    let banner = first.stdout();
+    assert!(banner.contains("Demo data seeded"), "{banner}");
+    assert!(banner.contains("curl -u"), "{banner}");
+    let (id, secret) = ops_credentials(&banner);
+    assert_eq!(whoami(&first, &id, &secret).await, 200);
+    let (status, log) = first.terminate();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
+    assert!(!data.join("postmaster.pid").exists(), "the cluster was stopped");
+    assert!(!log.contains(&secret), "secrets never reach the log");
+
+    // Second start: same data, no second seeding, the demo client still works.
+    let second = GatewayProcess::start(embedded(&data));
+    wait_ready(&second.url("/readyz")).await;
+    assert_eq!(whoami(&second, &id, &secret).await, 200);
+    assert!(!second.stdout().contains("Demo data seeded"));
+    let (status, _) = second.terminate();
+    assert!(status.success());
+
+    // A crash left a postmaster.pid naming a live process that is not postgres (this test).
+    let stale = format!("{}\n{}\n", std::process::id(), data.display());
+    fs::write(data.join("postmaster.pid"), stale).unwrap();
+    let third = GatewayProcess::start(embedded(&data));
+    wait_ready(&third.url("/readyz")).await;
+    assert_eq!(whoami(&third, &id, &secret).await, 200);
+    let (status, log) = third.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("removed a stale lock file"), "{log}");
+}
+
+#[tokio::test]
+async fn an_unusable_bin_dir_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway_command()
+        .env("GW_DATABASE__EMBEDDED__DATA_DIR", dir.path().join("pg"))
+        .env("GW_DATABASE__EMBEDDED__BIN_DIR", dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lacks initdb"), "{err}");
+}

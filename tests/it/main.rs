@@ -1,0 +1,12 @@
+//! One integration-test binary: the whole gateway over a real PostgreSQL, real HTTP on
+//! 127.0.0.1 and the real built binary.
+
+mod helpers;
+
+mod auth;
+mod binary;
+mod health;
+mod identity;
+mod jobs;
+mod limits;
+mod shutdown;
