@@ -30,7 +30,12 @@ pub struct App {
 
 impl App {
     /// Binds the HTTP listener (port 0 picks a free one) and prepares the worker.
-    pub async fn build(config: Config, db: PgPool, registry: JobRegistry, identity_key: Secret) -> anyhow::Result<Self> {
+    pub async fn build(
+        config: Config,
+        db: PgPool,
+        registry: JobRegistry,
+        identity_key: Secret,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
@@ -42,11 +47,17 @@ impl App {
             verifier: Arc::new(Verifier::default()),
             identity_key: Arc::new(identity_key),
         };
-        Ok(Self { state, listener, worker })
+        Ok(Self {
+            state,
+            listener,
+            worker,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -65,7 +76,8 @@ impl App {
         let grace = self.state.config.http.shutdown_grace;
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
         let router = crate::http::router(self.state.clone());
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let server = server.into_future();
         tokio::pin!(server);
         tokio::select! {
@@ -99,7 +111,10 @@ pub fn identity_key(config: &Config, embedded_data_dir: Option<&Path>) -> anyhow
              when using DATABASE_URL"
         );
     };
-    let path = data_dir.parent().unwrap_or(data_dir).join("identity-hash.key");
+    let path = data_dir
+        .parent()
+        .unwrap_or(data_dir)
+        .join("identity-hash.key");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(Secret::new(existing.trim()));
     }

@@ -17,7 +17,11 @@ use crate::service::{self, Actor};
 use crate::store::{self, Database};
 
 #[derive(Debug, Parser)]
-#[command(name = "hisp-gateway", version, about = "A HISP gateway for Direct Secure Messaging")]
+#[command(
+    name = "hisp-gateway",
+    version,
+    about = "A HISP gateway for Direct Secure Messaging"
+)]
 pub struct Cli {
     /// A TOML file overriding the embedded defaults (GW_* variables override it in turn).
     #[arg(long, global = true, value_name = "FILE")]
@@ -119,7 +123,10 @@ async fn serve(config: Config, db: &Database) -> anyhow::Result<ExitCode> {
     let key = app::identity_key(&config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
     if db.is_first_start() && config.demo.seed_on_first_start {
         let created = service::demo::seed(&db.pool, key.expose().as_bytes(), &Actor::cli()).await?;
-        println!("{}", service::demo::banner(&created, &config.http.public_base_url));
+        println!(
+            "{}",
+            service::demo::banner(&created, &config.http.public_base_url)
+        );
     }
     let app = App::build(config, db.pool.clone(), app::job_registry(), key).await?;
     tracing::info!(addr = %app.local_addr(), "http listening");
@@ -153,11 +160,17 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         }
         Command::Client(ClientCommand::Create { kind, name }) => {
             let c = service::clients::create(pool, kind, &name, &actor).await?;
-            println!("id: {}\nsecret: {}\nkind: {}\nname: {}", c.client.id, c.secret, c.client.kind, c.client.name);
+            println!(
+                "id: {}\nsecret: {}\nkind: {}\nname: {}",
+                c.client.id, c.secret, c.client.kind, c.client.name
+            );
             eprintln!("The secret is shown only this once; it is stored hashed.");
         }
         Command::Client(ClientCommand::List) => {
-            println!("{:<36}  {:<13}  {:<8}  {:<20}  name", "id", "kind", "status", "created");
+            println!(
+                "{:<36}  {:<13}  {:<8}  {:<20}  name",
+                "id", "kind", "status", "created"
+            );
             for c in service::clients::list(pool).await? {
                 println!(
                     "{:<36}  {:<13}  {:<8}  {:<20}  {}",
@@ -174,7 +187,10 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
             println!("disabled {} ({})", c.id, c.name);
         }
         Command::Identity(IdentityCommand::Import { orgs, individuals }) => {
-            anyhow::ensure!(orgs.is_some() || individuals.is_some(), "give --orgs FILE.csv and/or --individuals FILE.csv");
+            anyhow::ensure!(
+                orgs.is_some() || individuals.is_some(),
+                "give --orgs FILE.csv and/or --individuals FILE.csv"
+            );
             let key = app::identity_key(config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
             let open = |p: &Option<PathBuf>| -> anyhow::Result<Option<(String, Box<dyn std::io::Read + Send>)>> {
                 p.as_ref()
@@ -185,16 +201,13 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
                     .transpose()
             };
             let (o, i) = (open(&orgs)?, open(&individuals)?);
-            let result = identity_import::import_readers(
-                pool,
-                o,
-                i,
-                key.expose().as_bytes(),
-                &actor,
-            )
-            .await;
+            let result =
+                identity_import::import_readers(pool, o, i, key.expose().as_bytes(), &actor).await;
             match result {
-                Ok(s) => println!("imported {} organizations and {} individuals", s.organizations, s.individuals),
+                Ok(s) => println!(
+                    "imported {} organizations and {} individuals",
+                    s.organizations, s.individuals
+                ),
                 Err(ImportError::Rows(rows)) => {
                     for r in &rows {
                         eprintln!("{r}");
@@ -208,10 +221,16 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Demo => {
             let key = app::identity_key(config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
             let created = service::demo::seed(pool, key.expose().as_bytes(), &actor).await?;
-            println!("{}", service::demo::banner(&created, &config.http.public_base_url));
+            println!(
+                "{}",
+                service::demo::banner(&created, &config.http.public_base_url)
+            );
         }
         Command::Jobs(JobsCommand::List { state, limit }) => {
-            println!("{:>8}  {:<8}  {:<24}  {:>8}  {:<20}  last_error", "id", "state", "kind", "attempts", "run_at");
+            println!(
+                "{:>8}  {:<8}  {:<24}  {:>8}  {:<20}  last_error",
+                "id", "state", "kind", "attempts", "run_at"
+            );
             for j in store::jobs::list(pool, state.as_deref(), limit).await? {
                 println!(
                     "{:>8}  {:<8}  {:<24}  {:>8}  {:<20}  {}",

@@ -30,7 +30,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
     }
 }
 
@@ -124,7 +128,9 @@ pub struct DemoConfig {
 fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
-        .map(|s| humantime_serde::re::humantime::parse_duration(s).map_err(serde::de::Error::custom))
+        .map(|s| {
+            humantime_serde::re::humantime::parse_duration(s).map_err(serde::de::Error::custom)
+        })
         .collect()
 }
 
@@ -159,9 +165,18 @@ impl Config {
     }
 
     fn validated(self) -> anyhow::Result<Self> {
-        anyhow::ensure!(self.jobs.concurrency > 0, "jobs.concurrency must be at least 1");
-        anyhow::ensure!(self.jobs.jitter_percent <= 100, "jobs.jitter_percent must be 0..=100");
-        anyhow::ensure!(self.http.body_limit_bytes > 0, "http.body_limit_bytes must be positive");
+        anyhow::ensure!(
+            self.jobs.concurrency > 0,
+            "jobs.concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.jobs.jitter_percent <= 100,
+            "jobs.jitter_percent must be 0..=100"
+        );
+        anyhow::ensure!(
+            self.http.body_limit_bytes > 0,
+            "http.body_limit_bytes must be positive"
+        );
         anyhow::ensure!(
             self.http.public_base_url.starts_with("http://")
                 || self.http.public_base_url.starts_with("https://"),
@@ -197,7 +212,11 @@ mod tests {
         std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
         let c: Config = Config::figment(Some(&path)).extract().unwrap();
         assert_eq!(c.http.listen.port(), 9999);
-        assert_eq!(c.smtp.listen.port(), 2525, "untouched keys keep their defaults");
+        assert_eq!(
+            c.smtp.listen.port(),
+            2525,
+            "untouched keys keep their defaults"
+        );
     }
 
     #[test]

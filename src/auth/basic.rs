@@ -34,7 +34,12 @@ pub struct Verifier {
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8ZHpQf1EDnbK4ucBmgwVWt0zGLEUYOAtBMBkBz3Y5Oo";
 
 impl Verifier {
-    pub async fn verify(&self, db: &sqlx::PgPool, id: Uuid, secret: &str) -> Result<Client, AppError> {
+    pub async fn verify(
+        &self,
+        db: &sqlx::PgPool,
+        id: Uuid,
+        secret: &str,
+    ) -> Result<Client, AppError> {
         let Some((client, phc)) = store::clients::find_with_hash(db, id).await? else {
             secrets::verify_secret(secret.to_owned(), DECOY_HASH.to_owned()).await;
             return Err(AppError::Unauthorized);

@@ -25,7 +25,9 @@ pub fn hash_secret_sync(secret: &str) -> anyhow::Result<String> {
 }
 
 pub fn verify_secret_sync(secret: &str, phc: &str) -> bool {
-    Argon2::default().verify_password(secret.as_bytes(), phc).is_ok()
+    Argon2::default()
+        .verify_password(secret.as_bytes(), phc)
+        .is_ok()
 }
 
 pub async fn hash_secret(secret: String) -> anyhow::Result<String> {

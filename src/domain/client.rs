@@ -84,7 +84,10 @@ impl FromStr for ClientStatus {
         match s {
             "active" => Ok(ClientStatus::Active),
             "disabled" => Ok(ClientStatus::Disabled),
-            _ => Err(Invalid::new("status", format!("unknown client status {s:?}"))),
+            _ => Err(Invalid::new(
+                "status",
+                format!("unknown client status {s:?}"),
+            )),
         }
     }
 }
@@ -135,7 +138,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(ClientName::parse("  Acme EHR ").unwrap().as_str(), "Acme EHR");
+        assert_eq!(
+            ClientName::parse("  Acme EHR ").unwrap().as_str(),
+            "Acme EHR"
+        );
         assert!(ClientName::parse("   ").is_err());
         assert!(ClientName::parse(&"x".repeat(201)).is_err());
         assert!(ClientName::parse("a\nb").is_err());

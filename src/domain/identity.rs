@@ -74,7 +74,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A US federal tax id (EIN), stored as 9 digits; `12-3456789` is accepted.
@@ -128,10 +128,19 @@ impl Zip {
         let s = s.trim();
         let ok = match s.len() {
             5 => s.bytes().all(|b| b.is_ascii_digit()),
-            10 => s.as_bytes()[5] == b'-' && s.bytes().enumerate().all(|(i, b)| i == 5 || b.is_ascii_digit()),
+            10 => {
+                s.as_bytes()[5] == b'-'
+                    && s.bytes()
+                        .enumerate()
+                        .all(|(i, b)| i == 5 || b.is_ascii_digit())
+            }
             _ => false,
         };
-        if ok { Ok(Self(s.to_owned())) } else { Err(Invalid::new("zip", "must be 12345 or 12345-6789")) }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Invalid::new("zip", "must be 12345 or 12345-6789"))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -176,7 +185,10 @@ pub fn parse_text(field: &'static str, s: &str, max: usize) -> Result<String, In
         return Err(Invalid::new(field, "is required"));
     }
     if s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(Invalid::new(field, format!("must be at most {max} printable characters")));
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} printable characters"),
+        ));
     }
     Ok(s.to_owned())
 }
@@ -186,8 +198,16 @@ pub fn parse_verified_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, I
     let s = s.trim();
     let at = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc()))
-        .map_err(|_| Invalid::new("verified_at", "must be a date (2024-05-01) or RFC 3339 timestamp"))?;
+        .or_else(|_| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
+        })
+        .map_err(|_| {
+            Invalid::new(
+                "verified_at",
+                "must be a date (2024-05-01) or RFC 3339 timestamp",
+            )
+        })?;
     if at > now {
         return Err(Invalid::new("verified_at", "must not be in the future"));
     }
@@ -198,7 +218,10 @@ pub fn parse_date_of_birth(s: &str, today: NaiveDate) -> Result<NaiveDate, Inval
     let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|_| Invalid::new("date_of_birth", "must be YYYY-MM-DD"))?;
     if d > today || d < NaiveDate::from_ymd_opt(1880, 1, 1).unwrap() {
-        return Err(Invalid::new("date_of_birth", "is not a plausible birth date"));
+        return Err(Invalid::new(
+            "date_of_birth",
+            "is not a plausible birth date",
+        ));
     }
     Ok(d)
 }
@@ -236,7 +259,10 @@ mod tests {
     fn npi_check_digit() {
         // 1234567893 is the CMS example of a valid NPI.
         assert!(Npi::parse("1234567893").is_ok());
-        assert_eq!(Npi::parse("1234567890").unwrap_err().message, "check digit does not match");
+        assert_eq!(
+            Npi::parse("1234567890").unwrap_err().message,
+            "check digit does not match"
+        );
         assert_eq!(Npi::parse("12345").unwrap_err().field, "npi");
     }
 

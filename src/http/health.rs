@@ -28,8 +28,14 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (status, body) = match store::is_migrated(&state.db).await {
         Ok(true) => (StatusCode::OK, json!({ "status": "ready" })),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "not_ready", "reason": "migrations pending" })),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "not_ready", "reason": "database unreachable" })),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "not_ready", "reason": "migrations pending" }),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "not_ready", "reason": "database unreachable" }),
+        ),
     };
     (status, axum::Json(body))
 }
@@ -40,9 +46,21 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = telemetry::prometheus().render();
     let pool = &state.db;
     let _ = writeln!(out, "# TYPE gateway_db_pool_connections gauge");
-    let _ = writeln!(out, "gateway_db_pool_connections{{state=\"idle\"}} {}", pool.num_idle());
-    let _ = writeln!(out, "gateway_db_pool_connections{{state=\"in_use\"}} {}", pool.size() as usize - pool.num_idle());
-    let _ = writeln!(out, "gateway_db_pool_max_connections {}", pool.options().get_max_connections());
+    let _ = writeln!(
+        out,
+        "gateway_db_pool_connections{{state=\"idle\"}} {}",
+        pool.num_idle()
+    );
+    let _ = writeln!(
+        out,
+        "gateway_db_pool_connections{{state=\"in_use\"}} {}",
+        pool.size() as usize - pool.num_idle()
+    );
+    let _ = writeln!(
+        out,
+        "gateway_db_pool_max_connections {}",
+        pool.options().get_max_connections()
+    );
     if let Ok(counts) = store::jobs::counts_by_state(pool).await {
         let _ = writeln!(out, "# TYPE gateway_jobs gauge");
         for s in jobs::STATES {

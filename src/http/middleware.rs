@@ -56,7 +56,11 @@ pub fn span_for(req: &Request<Body>) -> tracing::Span {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
-    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
     tracing::info_span!("request", method = %req.method(), route, request_id)
 }
 
@@ -90,7 +94,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         text
     };
     let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body.to_string()))
 }

@@ -23,7 +23,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rest::router())
         .fallback(middleware::not_found)
         // Layers run bottom-up on the way in: the request id exists before anything logs.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limits,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(

@@ -44,7 +44,8 @@ impl JobRegistry {
         F: Fn(Job) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
-        self.handlers.insert(kind.to_owned(), Arc::new(move |job| Box::pin(handler(job))));
+        self.handlers
+            .insert(kind.to_owned(), Arc::new(move |job| Box::pin(handler(job))));
         self
     }
 

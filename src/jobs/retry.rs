@@ -15,7 +15,10 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     pub fn from_config(c: &JobsConfig) -> Self {
-        Self { schedule: c.retry_schedule.clone(), jitter_percent: c.jitter_percent }
+        Self {
+            schedule: c.retry_schedule.clone(),
+            jitter_percent: c.jitter_percent,
+        }
     }
 
     pub fn max_attempts(&self) -> i32 {
@@ -25,7 +28,9 @@ impl RetryPolicy {
     /// The delay after failed attempt number `attempt` (1-based), jittered so that jobs that
     /// failed together (e.g. a peer was down) do not all retry in the same instant.
     pub fn delay_after(&self, attempt: i32) -> Duration {
-        let Some(last) = self.schedule.last() else { return Duration::ZERO };
+        let Some(last) = self.schedule.last() else {
+            return Duration::ZERO;
+        };
         let i = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
         let base = *self.schedule.get(i).unwrap_or(last);
         let spread = f64::from(self.jitter_percent) / 100.0;
@@ -60,7 +65,10 @@ mod tests {
 
     #[test]
     fn no_jitter_is_exact() {
-        let p = RetryPolicy { schedule: vec![Duration::from_secs(5)], jitter_percent: 0 };
+        let p = RetryPolicy {
+            schedule: vec![Duration::from_secs(5)],
+            jitter_percent: 0,
+        };
         assert_eq!(p.delay_after(1), Duration::from_secs(5));
     }
 }

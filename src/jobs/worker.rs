@@ -33,7 +33,11 @@ struct Inner {
 
 impl Worker {
     pub fn new(db: PgPool, registry: JobRegistry, config: &JobsConfig) -> Self {
-        let id = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -96,24 +100,50 @@ impl Worker {
         Ok(n)
     }
 
-    async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
         let lease_until = now + self.inner.lease;
-        sql::claim(&self.inner.db, &self.inner.id, now, lease_until, limit as i64).await
+        sql::claim(
+            &self.inner.db,
+            &self.inner.id,
+            now,
+            lease_until,
+            limit as i64,
+        )
+        .await
     }
 
     /// Runs one claimed job and records its outcome. `now` is the clock the claim used.
     async fn execute(&self, claimed: ClaimedJob, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
         let inner = &self.inner;
-        let job = Job { id: claimed.id, kind: claimed.kind.clone(), payload: claimed.payload, attempt: claimed.attempts };
+        let job = Job {
+            id: claimed.id,
+            kind: claimed.kind.clone(),
+            payload: claimed.payload,
+            attempt: claimed.attempts,
+        };
         let outcome = match inner.registry.get(&claimed.kind) {
-            None => Err(JobError::Permanent(format!("no handler for job kind {:?}", claimed.kind))),
+            None => Err(JobError::Permanent(format!(
+                "no handler for job kind {:?}",
+                claimed.kind
+            ))),
             Some(handler) => {
                 // Spawned so a panicking handler is a failed attempt, not a dead worker; bounded
                 // by the lease so no other worker can take the job over while it still runs.
                 match tokio::time::timeout(inner.lease, tokio::spawn(handler(job))).await {
-                    Err(_) => Err(JobError::Transient(format!("timed out after {:?}", inner.lease))),
-                    Ok(Err(join)) if join.is_panic() => Err(JobError::Transient("handler panicked".into())),
-                    Ok(Err(join)) => Err(JobError::Transient(format!("handler was cancelled: {join}"))),
+                    Err(_) => Err(JobError::Transient(format!(
+                        "timed out after {:?}",
+                        inner.lease
+                    ))),
+                    Ok(Err(join)) if join.is_panic() => {
+                        Err(JobError::Transient("handler panicked".into()))
+                    }
+                    Ok(Err(join)) => Err(JobError::Transient(format!(
+                        "handler was cancelled: {join}"
+                    ))),
                     Ok(Ok(result)) => result,
                 }
             }
@@ -137,7 +167,8 @@ impl Worker {
                 "dead"
             }
         };
-        metrics::counter!("gateway_job_runs_total", "kind" => kind, "outcome" => label).increment(1);
+        metrics::counter!("gateway_job_runs_total", "kind" => kind, "outcome" => label)
+            .increment(1);
         Ok(())
     }
 
@@ -204,7 +235,9 @@ impl Worker {
 fn log_join(r: Result<Result<(), sqlx::Error>, tokio::task::JoinError>) {
     match r {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "recording a job outcome failed; its lease will expire and it will run again"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "recording a job outcome failed; its lease will expire and it will run again")
+        }
         Err(e) => tracing::error!(error = %e, "job task failed"),
     }
 }

@@ -29,7 +29,9 @@ fn require_ops(client: &Client) -> AppResult<()> {
     if client.kind == ClientKind::Ops {
         Ok(())
     } else {
-        Err(AppError::Forbidden("only ops clients may manage API clients".into()))
+        Err(AppError::Forbidden(
+            "only ops clients may manage API clients".into(),
+        ))
     }
 }
 
@@ -61,7 +63,10 @@ pub async fn disable_client(
     Path(id): Path<String>,
 ) -> AppResult<Json<Client>> {
     require_ops(&caller)?;
-    let id = Uuid::parse_str(&id).map_err(|_| crate::domain::Invalid::new("id", "must be a UUID"))?;
+    let id =
+        Uuid::parse_str(&id).map_err(|_| crate::domain::Invalid::new("id", "must be a UUID"))?;
     let actor = Actor::client(caller.id, request_id);
-    Ok(Json(service::clients::disable(&state.db, id, &actor).await?))
+    Ok(Json(
+        service::clients::disable(&state.db, id, &actor).await?,
+    ))
 }

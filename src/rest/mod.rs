@@ -13,6 +13,12 @@ pub use extract::JsonBody;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/whoami", get(clients::whoami))
-        .route("/api/v1/clients", get(clients::list_clients).post(clients::create_client))
-        .route("/api/v1/clients/{id}/disable", post(clients::disable_client))
+        .route(
+            "/api/v1/clients",
+            get(clients::list_clients).post(clients::create_client),
+        )
+        .route(
+            "/api/v1/clients/{id}/disable",
+            post(clients::disable_client),
+        )
 }

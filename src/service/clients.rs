@@ -17,7 +17,12 @@ pub struct CreatedClient {
     pub secret: String,
 }
 
-pub async fn create(db: &PgPool, kind: ClientKind, name: &str, actor: &Actor) -> AppResult<CreatedClient> {
+pub async fn create(
+    db: &PgPool,
+    kind: ClientKind,
+    name: &str,
+    actor: &Actor,
+) -> AppResult<CreatedClient> {
     let name = ClientName::parse(name)?;
     let secret = secrets::generate_secret();
     let hash = secrets::hash_secret(secret.clone()).await?;

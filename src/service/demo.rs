@@ -24,9 +24,14 @@ idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at
 ";
 
 /// Creates a client of every kind and upserts the demo identities; returns the new credentials.
-pub async fn seed(db: &PgPool, identity_key: &[u8], actor: &Actor) -> Result<Vec<CreatedClient>, AppError> {
-    let orgs = identity_import::parse_organizations("demo organizations", DEMO_ORGANIZATIONS.as_bytes())
-        .map_err(|e| anyhow::anyhow!("demo organizations: {e:?}"))?;
+pub async fn seed(
+    db: &PgPool,
+    identity_key: &[u8],
+    actor: &Actor,
+) -> Result<Vec<CreatedClient>, AppError> {
+    let orgs =
+        identity_import::parse_organizations("demo organizations", DEMO_ORGANIZATIONS.as_bytes())
+            .map_err(|e| anyhow::anyhow!("demo organizations: {e:?}"))?;
     let inds = identity_import::parse_individuals("demo individuals", DEMO_INDIVIDUALS.as_bytes())
         .map_err(|e| anyhow::anyhow!("demo individuals: {e:?}"))?;
     identity_import::import(db, &orgs, &inds, identity_key, actor).await?;
@@ -40,13 +45,28 @@ pub async fn seed(db: &PgPool, identity_key: &[u8], actor: &Actor) -> Result<Vec
 
 /// What a person sees after seeding: the credentials (shown only this once) and a first call.
 pub fn banner(created: &[CreatedClient], base_url: &str) -> String {
-    let mut s = String::from("Demo data seeded. Client credentials (shown only once; secrets are stored hashed):\n");
+    let mut s = String::from(
+        "Demo data seeded. Client credentials (shown only once; secrets are stored hashed):\n",
+    );
     for c in created {
-        let _ = writeln!(s, "  {:<14} id={}  secret={}", c.client.kind.as_str(), c.client.id, c.secret);
+        let _ = writeln!(
+            s,
+            "  {:<14} id={}  secret={}",
+            c.client.kind.as_str(),
+            c.client.id,
+            c.secret
+        );
     }
     if let Some(ops) = created.iter().find(|c| c.client.kind == ClientKind::Ops) {
-        let _ = writeln!(s, "Try it:\n  curl -u {}:{} {base_url}/api/v1/whoami", ops.client.id, ops.secret);
+        let _ = writeln!(
+            s,
+            "Try it:\n  curl -u {}:{} {base_url}/api/v1/whoami",
+            ops.client.id, ops.secret
+        );
     }
-    let _ = writeln!(s, "Verified demo identities: organizations 90001-90003, individuals 80001-80003.");
+    let _ = writeln!(
+        s,
+        "Verified demo identities: organizations 90001-90003, individuals 80001-80003."
+    );
     s
 }

@@ -35,8 +35,14 @@ pub const ORGANIZATION_COLUMNS: [&str; 11] = [
 ];
 const ORGANIZATION_OPTIONAL: [&str; 2] = ["npi", "address_line2"];
 
-pub const INDIVIDUAL_COLUMNS: [&str; 6] =
-    ["idp_id", "first_name", "last_name", "date_of_birth", "ssn_last4", "verified_at"];
+pub const INDIVIDUAL_COLUMNS: [&str; 6] = [
+    "idp_id",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "ssn_last4",
+    "verified_at",
+];
 
 /// The purpose string of the SSN keyed hash: matching code must use the same.
 pub const SSN_HASH_PURPOSE: &str = "ssn-last4";
@@ -52,7 +58,11 @@ pub struct RowError {
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: line {}: {}: {}", self.file, self.line, self.field, self.message)
+        write!(
+            f,
+            "{}: line {}: {}: {}",
+            self.file, self.line, self.field, self.message
+        )
     }
 }
 
@@ -78,8 +88,16 @@ struct Sheet<R: Read> {
 }
 
 impl<R: Read> Sheet<R> {
-    fn open(file: &str, input: R, known: &[&str], optional: &[&str]) -> Result<Self, Vec<RowError>> {
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(input);
+    fn open(
+        file: &str,
+        input: R,
+        known: &[&str],
+        optional: &[&str],
+    ) -> Result<Self, Vec<RowError>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_reader(input);
         let header_error = |field: &str, message: String| RowError {
             file: file.to_owned(),
             line: 1,
@@ -95,16 +113,26 @@ impl<R: Read> Sheet<R> {
         for (i, h) in headers.iter().enumerate() {
             let h = h.to_ascii_lowercase();
             if !known.contains(&h.as_str()) {
-                errors.push(header_error(&h, format!("unknown column; expected {}", known.join(", "))));
+                errors.push(header_error(
+                    &h,
+                    format!("unknown column; expected {}", known.join(", ")),
+                ));
             } else if columns.insert(h.clone(), i).is_some() {
                 errors.push(header_error(&h, "column appears twice".into()));
             }
         }
-        for k in known.iter().filter(|k| !optional.contains(k) && !columns.contains_key(**k)) {
+        for k in known
+            .iter()
+            .filter(|k| !optional.contains(k) && !columns.contains_key(**k))
+        {
             errors.push(header_error(k, "required column is missing".into()));
         }
         if errors.is_empty() {
-            Ok(Self { file: file.to_owned(), reader, columns })
+            Ok(Self {
+                file: file.to_owned(),
+                reader,
+                columns,
+            })
         } else {
             Err(errors)
         }
@@ -121,7 +149,10 @@ impl<R: Read> Sheet<R> {
             match record {
                 Ok(rec) => {
                     let line = rec.position().map_or(0, |p| p.line());
-                    let cells = Cells { rec: &rec, columns: &self.columns };
+                    let cells = Cells {
+                        rec: &rec,
+                        columns: &self.columns,
+                    };
                     match parse(&cells) {
                         Ok(v) => out.push((line, v)),
                         Err(e) => errors.push(RowError {
@@ -151,14 +182,20 @@ struct Cells<'a> {
 
 impl Cells<'_> {
     fn get(&self, column: &str) -> &str {
-        self.columns.get(column).and_then(|i| self.rec.get(*i)).unwrap_or("")
+        self.columns
+            .get(column)
+            .and_then(|i| self.rec.get(*i))
+            .unwrap_or("")
     }
     fn optional(&self, column: &str) -> Option<&str> {
         Some(self.get(column)).filter(|s| !s.is_empty())
     }
 }
 
-pub fn parse_organizations(file: &str, input: impl Read) -> Result<Vec<VerifiedOrganization>, Vec<RowError>> {
+pub fn parse_organizations(
+    file: &str,
+    input: impl Read,
+) -> Result<Vec<VerifiedOrganization>, Vec<RowError>> {
     let now = Utc::now();
     let sheet = Sheet::open(file, input, &ORGANIZATION_COLUMNS, &ORGANIZATION_OPTIONAL)?;
     let (rows, errors) = sheet.rows(|c| {
@@ -182,7 +219,10 @@ pub fn parse_organizations(file: &str, input: impl Read) -> Result<Vec<VerifiedO
     unique(file, rows, errors, "certified_id", |o| o.certified_id.get())
 }
 
-pub fn parse_individuals(file: &str, input: impl Read) -> Result<Vec<VerifiedIndividual>, Vec<RowError>> {
+pub fn parse_individuals(
+    file: &str,
+    input: impl Read,
+) -> Result<Vec<VerifiedIndividual>, Vec<RowError>> {
     let now = Utc::now();
     let sheet = Sheet::open(file, input, &INDIVIDUAL_COLUMNS, &[])?;
     let (rows, errors) = sheet.rows(|c| {
@@ -246,7 +286,10 @@ pub async fn import(
         store::audit::record(&mut tx, entry(actor, "verified_individual", &id)).await?;
     }
     tx.commit().await?;
-    Ok(ImportSummary { organizations: organizations.len(), individuals: individuals.len() })
+    Ok(ImportSummary {
+        organizations: organizations.len(),
+        individuals: individuals.len(),
+    })
 }
 
 fn entry<'a>(actor: &'a Actor, object_type: &'a str, object_id: &'a str) -> AuditEntry<'a> {
@@ -292,8 +335,7 @@ pub async fn import_readers(
 mod tests {
     use super::*;
 
-    const ORG_HEADER: &str =
-        "certified_id,name,tax_id,state,npi,address_line1,address_line2,city,zip,healthcare_provider,verified_at\n";
+    const ORG_HEADER: &str = "certified_id,name,tax_id,state,npi,address_line1,address_line2,city,zip,healthcare_provider,verified_at\n";
 
     #[test]
     fn good_rows_parse() {
@@ -334,7 +376,11 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!((errs[0].line, errs[0].field.as_str()), (3, "certified_id"));
 
-        let errs = parse_individuals("i.csv", "idp_id,first_name,last_name,ssn,verified_at\n".as_bytes()).unwrap_err();
+        let errs = parse_individuals(
+            "i.csv",
+            "idp_id,first_name,last_name,ssn,verified_at\n".as_bytes(),
+        )
+        .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["ssn", "date_of_birth", "ssn_last4"]);
         assert!(errs.iter().all(|e| e.line == 1));

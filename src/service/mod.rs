@@ -14,9 +14,15 @@ pub struct Actor {
 
 impl Actor {
     pub fn cli() -> Self {
-        Self { name: "cli".into(), request_id: None }
+        Self {
+            name: "cli".into(),
+            request_id: None,
+        }
     }
     pub fn client(id: uuid::Uuid, request_id: Option<String>) -> Self {
-        Self { name: format!("client:{id}"), request_id }
+        Self {
+            name: format!("client:{id}"),
+            request_id,
+        }
     }
 }

@@ -50,7 +50,10 @@ pub async fn insert(
 }
 
 /// The client and its argon2 PHC string, for authentication.
-pub async fn find_with_hash(db: &PgPool, id: Uuid) -> Result<Option<(Client, String)>, sqlx::Error> {
+pub async fn find_with_hash(
+    db: &PgPool,
+    id: Uuid,
+) -> Result<Option<(Client, String)>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -63,7 +66,8 @@ pub async fn find_with_hash(db: &PgPool, id: Uuid) -> Result<Option<(Client, Str
     .bind(id)
     .fetch_optional(db)
     .await?;
-    row.map(|r| Ok((r.client.try_into()?, r.secret_hash))).transpose()
+    row.map(|r| Ok((r.client.try_into()?, r.secret_hash)))
+        .transpose()
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<Client>, sqlx::Error> {

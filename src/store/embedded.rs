@@ -69,8 +69,15 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
         pg.clear_stale_lock_files()?;
-        pg.pg_ctl(&["start", "-w", "-t", "60", "-l", &pg.log_file().to_string_lossy()])
-            .context("starting the embedded PostgreSQL")?;
+        pg.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &pg.log_file().to_string_lossy(),
+        ])
+        .context("starting the embedded PostgreSQL")?;
         pg.started_by_us = true;
         tracing::info!(data_dir = %pg.data_dir.display(), "embedded PostgreSQL started");
         Ok(pg)
@@ -101,13 +108,16 @@ impl EmbeddedPostgres {
     pub async fn ensure_database(&self, name: &str) -> anyhow::Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect_with(&self.connect_options("postgres")).await?;
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-            .bind(name)
-            .fetch_optional(&mut conn)
-            .await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_optional(&mut conn)
+                .await?;
         if exists.is_none() {
             let sql = format!("CREATE DATABASE {}", quote_ident(name));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await?;
         }
         conn.close().await?;
         Ok(())
@@ -171,7 +181,13 @@ impl EmbeddedPostgres {
             .command(self.bin_dir.join("initdb"))
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["--username", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"])
+            .args([
+                "--username",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ])
             .output()
             .context("running initdb")?;
         check(out, "initdb")?;
@@ -249,7 +265,9 @@ impl EmbeddedPostgres {
 
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env_remove("PGDATA").env_remove("PGHOST").env("LC_ALL", "C");
+        cmd.env_remove("PGDATA")
+            .env_remove("PGHOST")
+            .env("LC_ALL", "C");
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid.as_raw()).gid(gid.as_raw());
             // Our working directory may be unreachable for the postgres user.
@@ -299,7 +317,9 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
 }
 
 fn has_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file())
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
 }
 
 /// Finds the folder holding initdb, pg_ctl and postgres.
@@ -308,7 +328,10 @@ pub fn find_bin_dir(configured: &Path) -> anyhow::Result<PathBuf> {
         if has_binaries(configured) {
             return Ok(configured.to_path_buf());
         }
-        bail!("database.embedded.bin_dir {} lacks initdb/pg_ctl/postgres", configured.display());
+        bail!(
+            "database.embedded.bin_dir {} lacks initdb/pg_ctl/postgres",
+            configured.display()
+        );
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
@@ -334,16 +357,19 @@ pub fn find_bin_dir(configured: &Path) -> anyhow::Result<PathBuf> {
                 Some((v, e.path().join("bin")))
             })
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versions.into_iter().map(|(_, p)| p));
     }
-    candidates.into_iter().find(|d| has_binaries(d)).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found on PATH, via \
+    candidates
+        .into_iter()
+        .find(|d| has_binaries(d))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found on PATH, via \
              pg_config --bindir or in /usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: \
              `apt-get install postgresql`) or set DATABASE_URL to an existing PostgreSQL"
-        )
-    })
+            )
+        })
 }
 
 pub fn quote_ident(name: &str) -> String {

@@ -4,7 +4,10 @@ use sqlx::PgConnection;
 
 use crate::domain::identity::{VerifiedIndividual, VerifiedOrganization};
 
-pub async fn upsert_organization(conn: &mut PgConnection, o: &VerifiedOrganization) -> Result<(), sqlx::Error> {
+pub async fn upsert_organization(
+    conn: &mut PgConnection,
+    o: &VerifiedOrganization,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO verified_organizations
            (certified_id, name, tax_id, state, npi, address_line1, address_line2, city, zip,

@@ -45,7 +45,10 @@ pub async fn insert(
     .fetch_one(&mut *conn)
     .await?;
     // Delivered at commit, so a worker never wakes for a row it cannot see yet.
-    sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(conn).await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(conn)
+        .await?;
     Ok(id)
 }
 
@@ -114,7 +117,12 @@ pub async fn mark_retry(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn mark_dead(db: &PgPool, id: i64, worker: &str, error: &str) -> Result<bool, sqlx::Error> {
+pub async fn mark_dead(
+    db: &PgPool,
+    id: i64,
+    worker: &str,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'dead', last_error = $3, finished_at = now(), updated_at = now(),
                 locked_by = NULL, locked_until = NULL
@@ -128,7 +136,11 @@ pub async fn mark_dead(db: &PgPool, id: i64, worker: &str, error: &str) -> Resul
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn list(db: &PgPool, state: Option<&str>, limit: i64) -> Result<Vec<JobRow>, sqlx::Error> {
+pub async fn list(
+    db: &PgPool,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at
          FROM jobs WHERE ($1::text IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
@@ -160,11 +172,16 @@ pub async fn requeue_dead(conn: &mut PgConnection, id: i64) -> Result<bool, sqlx
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 1 {
-        sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(conn).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
     }
     Ok(r.rows_affected() == 1)
 }
 
 pub async fn counts_by_state(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state").fetch_all(db).await
+    sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+        .fetch_all(db)
+        .await
 }

@@ -33,8 +33,12 @@ impl Database {
                 throwaway: false,
             };
             let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts)).await??;
-            pg.ensure_database(&config.database.embedded.database).await?;
-            (pg.connect_options(&config.database.embedded.database), Some(pg))
+            pg.ensure_database(&config.database.embedded.database)
+                .await?;
+            (
+                pg.connect_options(&config.database.embedded.database),
+                Some(pg),
+            )
         } else {
             let opts = PgConnectOptions::from_str(config.database.url.expose())
                 .context("DATABASE_URL is not a valid PostgreSQL URL")?;
@@ -52,7 +56,9 @@ impl Database {
 
     /// True on the very first start of a freshly created embedded cluster.
     pub fn is_first_start(&self) -> bool {
-        self.embedded.as_ref().is_some_and(EmbeddedPostgres::freshly_initialized)
+        self.embedded
+            .as_ref()
+            .is_some_and(EmbeddedPostgres::freshly_initialized)
     }
 
     /// Closes the pool, then stops the embedded cluster if we started it.

@@ -17,19 +17,38 @@ fn embedded(data_dir: &Path) -> std::process::Command {
 
 /// (id, secret) of the ops client from the first-start banner.
 fn ops_credentials(banner: &str) -> (String, String) {
-    let line = banner.lines().find(|l| l.trim_start().starts_with("ops ")).unwrap_or_else(|| panic!("{banner}"));
-    let id = line.split("id=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let line = banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("ops "))
+        .unwrap_or_else(|| panic!("{banner}"));
+    let id = line
+        .split("id=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     let secret = line.split("secret=").nth(1).unwrap().trim().to_owned();
     (id, secret)
 }
 
 async fn whoami(p: &GatewayProcess, id: &str, secret: &str) -> reqwest::StatusCode {
-    reqwest::Client::new().get(p.url("/api/v1/whoami")).basic_auth(id, Some(secret)).send().await.unwrap().status()
+    reqwest::Client::new()
+        .get(p.url("/api/v1/whoami"))
+        .basic_auth(id, Some(secret))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test]
 async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
-    let dir = tempfile::Builder::new().prefix("gw-embedded-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("gw-embedded-")
+        .tempdir()
+        .unwrap();
     // When the tests run as root the database runs as the postgres user, who must reach it.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("var/postgres");
@@ -45,7 +64,10 @@ async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     let (status, log) = first.terminate();
     assert!(status.success(), "{status}: {log}");
     assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
-    assert!(!data.join("postmaster.pid").exists(), "the cluster was stopped");
+    assert!(
+        !data.join("postmaster.pid").exists(),
+        "the cluster was stopped"
+    );
     assert!(!log.contains(&secret), "secrets never reach the log");
 
     // Second start: same data, no second seeding, the demo client still works.

@@ -16,7 +16,9 @@ async fn job_state(app: &TestApp, id: i64) -> store::jobs::JobRow {
 
 async fn enqueue(app: &TestApp, kind: &str) -> i64 {
     let mut conn = app.db.pool.acquire().await.unwrap();
-    jobs::enqueue(&mut conn, &app.state.retry, kind, json!({"n": 1})).await.unwrap()
+    jobs::enqueue(&mut conn, &app.state.retry, kind, json!({"n": 1}))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -35,28 +37,51 @@ async fn a_transient_failure_is_retried_with_growing_delays_then_succeeds() {
         }
     });
     // Schedule 2s, 8s, 30s with 20% jitter (test_config).
-    let app = TestApp::spawn_with(TestOptions { registry, ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        registry,
+        ..Default::default()
+    })
+    .await;
     let id = enqueue(&app, "test.flaky").await;
 
     let started = Utc::now();
-    assert_eq!(app.worker.run_until_idle().await.unwrap(), 1, "the first attempt runs, the retry is not due yet");
+    assert_eq!(
+        app.worker.run_until_idle().await.unwrap(),
+        1,
+        "the first attempt runs, the retry is not due yet"
+    );
     let after_first = job_state(&app, id).await;
-    assert_eq!((after_first.state.as_str(), after_first.attempts), ("queued", 1));
+    assert_eq!(
+        (after_first.state.as_str(), after_first.attempts),
+        ("queued", 1)
+    );
     assert_eq!(after_first.last_error.as_deref(), Some("peer unavailable"));
     let first_delay = secs(after_first.run_at - started);
-    assert!((1.5..=2.6).contains(&first_delay), "first delay {first_delay}s");
+    assert!(
+        (1.5..=2.6).contains(&first_delay),
+        "first delay {first_delay}s"
+    );
 
     // Step the clock to the retry instead of sleeping.
     app.worker.run_due_at(after_first.run_at).await.unwrap();
     let after_second = job_state(&app, id).await;
-    assert_eq!((after_second.state.as_str(), after_second.attempts), ("queued", 2));
+    assert_eq!(
+        (after_second.state.as_str(), after_second.attempts),
+        ("queued", 2)
+    );
     let second_delay = secs(after_second.run_at - after_first.run_at);
-    assert!((6.3..=9.7).contains(&second_delay), "second delay {second_delay}s");
+    assert!(
+        (6.3..=9.7).contains(&second_delay),
+        "second delay {second_delay}s"
+    );
     assert!(second_delay > first_delay);
 
     app.worker.run_due_at(after_second.run_at).await.unwrap();
     let done = job_state(&app, id).await;
-    assert_eq!((done.state.as_str(), done.attempts, done.last_error), ("done", 3, None));
+    assert_eq!(
+        (done.state.as_str(), done.attempts, done.last_error),
+        ("done", 3, None)
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
@@ -67,8 +92,14 @@ fn secs(d: chrono::TimeDelta) -> f64 {
 #[tokio::test]
 async fn a_job_that_always_fails_ends_dead_and_can_be_requeued_from_the_cli() {
     let mut registry = JobRegistry::new();
-    registry.register("test.doomed", |_| async { Err(JobError::Transient("connection refused".into())) });
-    let app = TestApp::spawn_with(TestOptions { registry, ..Default::default() }).await;
+    registry.register("test.doomed", |_| async {
+        Err(JobError::Transient("connection refused".into()))
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        registry,
+        ..Default::default()
+    })
+    .await;
     let id = enqueue(&app, "test.doomed").await;
 
     let mut clock: DateTime<Utc> = Utc::now();
@@ -82,14 +113,23 @@ async fn a_job_that_always_fails_ends_dead_and_can_be_requeued_from_the_cli() {
     }
     let dead = job_state(&app, id).await;
     assert_eq!(dead.state, "dead");
-    assert_eq!(dead.attempts, 4, "3 retries in the schedule + the first attempt");
+    assert_eq!(
+        dead.attempts, 4,
+        "3 retries in the schedule + the first attempt"
+    );
     assert_eq!(dead.last_error.as_deref(), Some("connection refused"));
 
     let listed = app.cli(&["jobs", "list", "--state", "dead"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
-    let line = stdout(&listed).lines().find(|l| l.trim_start().starts_with(&id.to_string())).map(str::to_owned);
+    let line = stdout(&listed)
+        .lines()
+        .find(|l| l.trim_start().starts_with(&id.to_string()))
+        .map(str::to_owned);
     let line = line.unwrap_or_else(|| panic!("job {id} not listed:\n{}", stdout(&listed)));
-    assert!(line.contains("test.doomed") && line.contains("4/4") && line.contains("connection refused"), "{line}");
+    assert!(
+        line.contains("test.doomed") && line.contains("4/4") && line.contains("connection refused"),
+        "{line}"
+    );
     let queued = app.cli(&["jobs", "list", "--state", "queued"]);
     assert!(!stdout(&queued).contains("test.doomed"));
 
@@ -104,9 +144,15 @@ async fn a_job_that_always_fails_ends_dead_and_can_be_requeued_from_the_cli() {
 #[tokio::test]
 async fn permanent_failures_and_unknown_kinds_are_dead_at_once() {
     let mut registry = JobRegistry::new();
-    registry.register("test.refused", |_| async { Err(JobError::Permanent("recipient refused for good".into())) });
+    registry.register("test.refused", |_| async {
+        Err(JobError::Permanent("recipient refused for good".into()))
+    });
     registry.register("test.panics", |_| async { panic!("handler bug") });
-    let app = TestApp::spawn_with(TestOptions { registry, ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        registry,
+        ..Default::default()
+    })
+    .await;
     let refused = enqueue(&app, "test.refused").await;
     let unknown = enqueue(&app, "test.nobody-handles-this").await;
     let panics = enqueue(&app, "test.panics").await;
@@ -118,7 +164,10 @@ async fn permanent_failures_and_unknown_kinds_are_dead_at_once() {
     assert!(u.last_error.unwrap().contains("no handler"));
     // A panic is a failed attempt, retried like any transient failure.
     let p = job_state(&app, panics).await;
-    assert_eq!((p.state.as_str(), p.last_error.as_deref()), ("queued", Some("handler panicked")));
+    assert_eq!(
+        (p.state.as_str(), p.last_error.as_deref()),
+        ("queued", Some("handler panicked"))
+    );
 }
 
 #[tokio::test]
@@ -148,18 +197,29 @@ async fn two_workers_over_200_jobs_run_each_exactly_once() {
 
     let mut tx = db.pool.begin().await.unwrap();
     for i in 0..200 {
-        jobs::enqueue(&mut tx, w1.policy(), "test.count", json!({ "i": i })).await.unwrap();
+        jobs::enqueue(&mut tx, w1.policy(), "test.count", json!({ "i": i }))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
 
     let (a, b) = tokio::join!(w1.run_until_idle(), w2.run_until_idle());
     assert_eq!(a.unwrap() + b.unwrap(), 200);
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 200);
-    assert!(runs.values().all(|n| *n == 1), "some job ran twice: {runs:?}");
-    let (n1, n2) = (by_worker[0].load(Ordering::SeqCst), by_worker[1].load(Ordering::SeqCst));
+    assert!(
+        runs.values().all(|n| *n == 1),
+        "some job ran twice: {runs:?}"
+    );
+    let (n1, n2) = (
+        by_worker[0].load(Ordering::SeqCst),
+        by_worker[1].load(Ordering::SeqCst),
+    );
     assert!(n1 > 0 && n2 > 0, "both workers took part ({n1} / {n2})");
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'done'").fetch_one(&db.pool).await.unwrap();
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'done'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(done, 200);
 }
 
@@ -167,21 +227,38 @@ async fn two_workers_over_200_jobs_run_each_exactly_once() {
 async fn a_job_whose_worker_vanished_is_taken_over_after_its_lease() {
     let mut registry = JobRegistry::new();
     registry.register("test.ok", |_| async { Ok(()) });
-    let app = TestApp::spawn_with(TestOptions { registry, ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        registry,
+        ..Default::default()
+    })
+    .await;
     let id = enqueue(&app, "test.ok").await;
     // A replica claims the job and dies before finishing it.
     let now = Utc::now();
     let lease = test_config().jobs.lease;
-    let claimed = store::jobs::claim(&app.db.pool, "crashed-replica", now, now + lease, 10).await.unwrap();
+    let claimed = store::jobs::claim(&app.db.pool, "crashed-replica", now, now + lease, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
 
-    assert_eq!(app.worker.run_until_idle().await.unwrap(), 0, "not while the lease holds");
+    assert_eq!(
+        app.worker.run_until_idle().await.unwrap(),
+        0,
+        "not while the lease holds"
+    );
     assert_eq!(job_state(&app, id).await.state, "running");
-    app.worker.run_due_at(now + lease + Duration::from_secs(1)).await.unwrap();
+    app.worker
+        .run_due_at(now + lease + Duration::from_secs(1))
+        .await
+        .unwrap();
     let j = job_state(&app, id).await;
     assert_eq!((j.state.as_str(), j.attempts), ("done", 2));
     // The crashed replica's late report changes nothing.
-    assert!(!store::jobs::mark_dead(&app.db.pool, id, "crashed-replica", "late").await.unwrap());
+    assert!(
+        !store::jobs::mark_dead(&app.db.pool, id, "crashed-replica", "late")
+            .await
+            .unwrap()
+    );
     assert_eq!(job_state(&app, id).await.state, "done");
 }
 
@@ -193,26 +270,50 @@ async fn the_background_worker_runs_committed_jobs_and_never_rolled_back_ones() 
     registry.register("test.effect", move |job| {
         let r = r.clone();
         async move {
-            r.lock().unwrap().push(job.payload["tag"].as_str().unwrap().to_owned());
+            r.lock()
+                .unwrap()
+                .push(job.payload["tag"].as_str().unwrap().to_owned());
             Ok(())
         }
     });
     let mut config = test_config();
     // Long poll interval: only the NOTIFY sent at commit can wake the worker in time.
     config.jobs.poll_interval = Duration::from_secs(60);
-    let app = TestApp::spawn_with(TestOptions { config, registry, background_worker: true }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        config,
+        registry,
+        background_worker: true,
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await; // the worker's LISTEN is in place
 
     let mut tx = app.db.pool.begin().await.unwrap();
-    jobs::enqueue(&mut tx, &app.state.retry, "test.effect", json!({"tag": "rolled-back"})).await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        &app.state.retry,
+        "test.effect",
+        json!({"tag": "rolled-back"}),
+    )
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     let mut tx = app.db.pool.begin().await.unwrap();
-    let id = jobs::enqueue(&mut tx, &app.state.retry, "test.effect", json!({"tag": "committed"})).await.unwrap();
+    let id = jobs::enqueue(
+        &mut tx,
+        &app.state.retry,
+        "test.effect",
+        json!({"tag": "committed"}),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while job_state(&app, id).await.state != "done" {
-        assert!(tokio::time::Instant::now() < deadline, "the worker did not run the job");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker did not run the job"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(*ran.lock().unwrap(), ["committed"]);

@@ -6,7 +6,11 @@ use crate::helpers::{TestApp, TestOptions, count, test_config};
 async fn small_limit_app() -> TestApp {
     let mut config = test_config();
     config.http.body_limit_bytes = 1024;
-    TestApp::spawn_with(TestOptions { config, ..Default::default() }).await
+    TestApp::spawn_with(TestOptions {
+        config,
+        ..Default::default()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -15,7 +19,14 @@ async fn an_announced_body_over_the_limit_gets_413_and_writes_nothing() {
     let (id, secret) = app.create_client(ClientKind::Ops).await;
     let before = count(&app.db.pool, "api_clients").await;
     let body = serde_json::json!({"kind": "vendor", "name": "x".repeat(2000)});
-    let r = app.http.post(app.url("/api/v1/clients")).basic_auth(id, Some(&secret)).json(&body).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/api/v1/clients"))
+        .basic_auth(id, Some(&secret))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "payload_too_large");
@@ -30,7 +41,11 @@ async fn a_streamed_body_over_the_limit_gets_413_and_writes_nothing() {
     let before = count(&app.db.pool, "api_clients").await;
     let json = serde_json::json!({"kind": "vendor", "name": "y".repeat(3000)}).to_string();
     // No Content-Length: the limit must be enforced while the body streams in.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = json.into_bytes().chunks(256).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = json
+        .into_bytes()
+        .chunks(256)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
     let r = app
         .http
         .post(app.url("/api/v1/clients"))
@@ -41,11 +56,16 @@ async fn a_streamed_body_over_the_limit_gets_413_and_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
     assert_eq!(count(&app.db.pool, "api_clients").await, before);
 }
 
-fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Send + 'static {
+fn futures_stream<T: Send + 'static>(
+    items: Vec<T>,
+) -> impl futures_core::Stream<Item = T> + Send + 'static {
     tokio_stream::iter(items)
 }
 
@@ -65,4 +85,37 @@ async fn malformed_json_is_a_400_with_a_reason() {
     assert_eq!(r.status(), 400);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "malformed");
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_gets_503_timeout() {
+    let mut config = test_config();
+    // A client's first request pays a full argon2id verification (about 20 ms even optimized).
+    config.http.request_timeout = std::time::Duration::from_millis(5);
+    let app = TestApp::spawn_with(TestOptions {
+        config,
+        ..Default::default()
+    })
+    .await;
+    let (id, secret) = app.create_client(ClientKind::Vendor).await;
+    let r = app
+        .http
+        .get(app.url("/api/v1/whoami"))
+        .basic_auth(id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "timeout");
+    // Fast routes are unaffected.
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

@@ -42,7 +42,8 @@ async fn sigterm_during_a_slow_request_lets_it_finish_and_exits_0() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let response = tokio::task::spawn_blocking(move || {
         conn.write_all(rest).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let mut buf = Vec::new();
         let _ = conn.read_to_end(&mut buf);
         String::from_utf8_lossy(&buf).into_owned()
@@ -54,9 +55,10 @@ async fn sigterm_during_a_slow_request_lets_it_finish_and_exits_0() {
 
     let (status, log) = gw.wait(Duration::from_secs(30));
     assert!(status.success(), "exit {status}: {log}");
-    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM api_clients WHERE name = 'Slow Uploader'")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_clients WHERE name = 'Slow Uploader'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(created, 1);
 }

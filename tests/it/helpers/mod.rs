@@ -39,9 +39,11 @@ enum Server {
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
-            Server::Embedded { socket_dir } => {
-                PgConnectOptions::new().socket(socket_dir).port(5432).username("postgres").database(database)
-            }
+            Server::Embedded { socket_dir } => PgConnectOptions::new()
+                .socket(socket_dir)
+                .port(5432)
+                .username("postgres")
+                .database(database),
             Server::External { url } => PgConnectOptions::from_str(url).unwrap().database(database),
         }
     }
@@ -50,7 +52,10 @@ impl Server {
     fn url(&self, database: &str) -> String {
         match self {
             Server::Embedded { socket_dir } => {
-                format!("postgres://postgres@localhost:5432/{database}?host={}", socket_dir.display())
+                format!(
+                    "postgres://postgres@localhost:5432/{database}?host={}",
+                    socket_dir.display()
+                )
             }
             Server::External { url } => {
                 let mut u = url.clone();
@@ -75,7 +80,9 @@ fn server() -> &'static Server {
         // Databases left by earlier test processes (now dead) are dropped; running ones are kept.
         let admin = server.options("postgres");
         std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(drop_stale_databases(admin));
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(drop_stale_databases(admin));
         })
         .join()
         .unwrap();
@@ -101,21 +108,31 @@ fn start_test_cluster() -> Server {
     .expect("starting the test PostgreSQL cluster");
     lock.unlock().unwrap();
     // Left running on purpose: the next test run reuses it.
-    Server::Embedded { socket_dir: root.join("pg") }
+    Server::Embedded {
+        socket_dir: root.join("pg"),
+    }
 }
 
 async fn drop_stale_databases(admin: PgConnectOptions) {
-    let mut conn = PgConnection::connect_with(&admin).await.expect("connecting to the test server");
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
-        .fetch_all(&mut conn)
+    let mut conn = PgConnection::connect_with(&admin)
         .await
-        .unwrap();
+        .expect("connecting to the test server");
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     for name in names {
         let pid = name.split('_').nth(1).and_then(|p| p.parse::<i32>().ok());
         let alive = pid.is_some_and(|p| PathBuf::from(format!("/proc/{p}")).exists());
         if !alive {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name));
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+            let sql = format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&name)
+            );
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
@@ -131,14 +148,27 @@ impl TestDb {
     pub async fn new() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let server = server();
-        let name = format!("t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let mut admin = PgConnection::connect_with(&server.options("postgres")).await.unwrap();
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = PgConnection::connect_with(&server.options("postgres"))
+            .await
+            .unwrap();
         let sql = format!("CREATE DATABASE {}", quote_ident(&name));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         admin.close().await.unwrap();
         let pool = Self::pool_to(&name, 10).await;
         hisp_gateway::store::MIGRATOR.run(&pool).await.unwrap();
-        Self { url: server.url(&name), name, pool }
+        Self {
+            url: server.url(&name),
+            name,
+            pool,
+        }
     }
 
     /// Another pool on the same database: what a second replica would have.
@@ -147,7 +177,11 @@ impl TestDb {
     }
 
     async fn pool_to(name: &str, max: u32) -> PgPool {
-        PgPoolOptions::new().max_connections(max).connect_with(server().options(name)).await.unwrap()
+        PgPoolOptions::new()
+            .max_connections(max)
+            .connect_with(server().options(name))
+            .await
+            .unwrap()
     }
 }
 
@@ -155,7 +189,11 @@ pub fn test_config() -> Config {
     let mut c = Config::defaults();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.security.identity_hash_key = Secret::new(TEST_IDENTITY_KEY);
-    c.jobs.retry_schedule = vec![Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
+    c.jobs.retry_schedule = vec![
+        Duration::from_secs(2),
+        Duration::from_secs(8),
+        Duration::from_secs(30),
+    ];
     c.jobs.poll_interval = Duration::from_millis(200);
     c.database.max_connections = 10;
     c
@@ -171,7 +209,11 @@ pub struct TestOptions {
 
 impl Default for TestOptions {
     fn default() -> Self {
-        Self { config: test_config(), registry: JobRegistry::new(), background_worker: false }
+        Self {
+            config: test_config(),
+            registry: JobRegistry::new(),
+            background_worker: false,
+        }
     }
 }
 
@@ -199,14 +241,27 @@ impl TestApp {
     pub async fn spawn_on(db: TestDb, opts: TestOptions) -> Self {
         hisp_gateway::install_crypto_provider();
         let key = opts.config.security.identity_hash_key.clone();
-        let app = App::build(opts.config, db.pool.clone(), opts.registry, key).await.unwrap();
+        let app = App::build(opts.config, db.pool.clone(), opts.registry, key)
+            .await
+            .unwrap();
         let addr = app.local_addr();
         let state = app.state().clone();
         let worker = app.worker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone(), opts.background_worker));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { addr, db, state, worker, http, shutdown, task: Some(task) }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            db,
+            state,
+            worker,
+            http,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -215,15 +270,20 @@ impl TestApp {
 
     /// A client made through the service layer, as the CLI would; returns (id, secret).
     pub async fn create_client(&self, kind: ClientKind) -> (Uuid, String) {
-        let c = service::clients::create(&self.db.pool, kind, &format!("test {kind}"), &Actor::cli())
-            .await
-            .unwrap();
+        let c =
+            service::clients::create(&self.db.pool, kind, &format!("test {kind}"), &Actor::cli())
+                .await
+                .unwrap();
         (c.client.id, c.secret)
     }
 
     /// Runs the real gateway binary against this test's database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        gateway_command().env("DATABASE_URL", &self.db.url).args(args).output().unwrap()
+        gateway_command()
+            .env("DATABASE_URL", &self.db.url)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     pub async fn stop(mut self) {
@@ -248,7 +308,8 @@ pub fn gateway_command() -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.env("GW_SECURITY__IDENTITY_HASH_KEY", TEST_IDENTITY_KEY).env("GW_LOG__FORMAT", "json");
+    cmd.env("GW_SECURITY__IDENTITY_HASH_KEY", TEST_IDENTITY_KEY)
+        .env("GW_LOG__FORMAT", "json");
     cmd
 }
 

@@ -19,7 +19,9 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts `cmd` and waits until it logs the address it listens on.
     pub fn start(mut cmd: Command) -> Self {
-        cmd.env("GW_HTTP__LISTEN", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env("GW_HTTP__LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting the gateway binary");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -31,7 +33,9 @@ impl GatewayProcess {
                 if n == 0 {
                     break;
                 }
-                o.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                o.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -51,10 +55,18 @@ impl GatewayProcess {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the gateway did not start listening:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "the gateway did not start listening:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         };
-        Self { child, addr, stdout, stderr }
+        Self {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

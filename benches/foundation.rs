@@ -1,0 +1,198 @@
+//! Hot paths of the foundation, measured end to end on a real PostgreSQL:
+//! - an authenticated API request (`GET /api/v1/whoami`, Basic auth, cached argon2 result),
+//! - the first request of a client (full argon2id verification),
+//! - the outbox: enqueueing jobs, and running them with one and with two workers.
+//!
+//! Run: `cargo bench --bench foundation` (release build; starts its own durable cluster in
+//! the temp folder and stops it at the end). Results go in BENCHMARKS.md.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use hisp_gateway::app::App;
+use hisp_gateway::auth::secrets;
+use hisp_gateway::config::{Config, Secret};
+use hisp_gateway::domain::client::ClientKind;
+use hisp_gateway::jobs::{self, JobRegistry, Worker};
+use hisp_gateway::service::{self, Actor};
+use hisp_gateway::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+const REQUESTS: usize = 20_000;
+const CONCURRENCY: usize = 32;
+const JOBS: usize = 5_000;
+
+fn main() -> anyhow::Result<()> {
+    hisp_gateway::install_crypto_provider();
+    let root = std::env::temp_dir().join(format!("hisp-gateway-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&root)?;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
+    let mut pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: root.join("pg"),
+        bin_dir: Default::default(),
+        throwaway: false,
+    })?;
+    let result = tokio::runtime::Runtime::new()?.block_on(run(&pg));
+    pg.stop()?;
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
+    pg.ensure_database("bench").await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
+    hisp_gateway::store::MIGRATOR.run(&pool).await?;
+
+    argon2_cost();
+    authenticated_requests(pool.clone()).await?;
+    outbox(pool.clone(), pg).await?;
+    Ok(())
+}
+
+fn argon2_cost() {
+    let secret = secrets::generate_secret();
+    let hash = secrets::hash_secret_sync(&secret).unwrap();
+    let n = 20;
+    let t = Instant::now();
+    for _ in 0..n {
+        assert!(secrets::verify_secret_sync(&secret, &hash));
+    }
+    println!(
+        "argon2id verify (first request of a client): {:.1} ms each",
+        ms(t.elapsed()) / n as f64
+    );
+}
+
+async fn authenticated_requests(pool: sqlx::PgPool) -> anyhow::Result<()> {
+    let mut config = Config::defaults();
+    config.http.listen = "127.0.0.1:0".parse()?;
+    config.security.identity_hash_key = Secret::new("bench-identity-key-0123456789abcdef0123");
+    let created =
+        service::clients::create(&pool, ClientKind::Vendor, "bench", &Actor::cli()).await?;
+    let key = config.security.identity_hash_key.clone();
+    let app = App::build(config, pool, JobRegistry::new(), key).await?;
+    let url = format!("http://{}/api/v1/whoami", app.local_addr());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone(), false));
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
+    let (id, secret) = (created.client.id.to_string(), created.secret);
+    // Warm up: the first call pays for argon2, the rest hit the verification cache.
+    http.get(&url)
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (http, url, id, secret) = (http.clone(), url.clone(), id.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(REQUESTS / CONCURRENCY);
+            for _ in 0..REQUESTS / CONCURRENCY {
+                let t = Instant::now();
+                let r = http
+                    .get(&url)
+                    .basic_auth(&id, Some(&secret))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!(
+        "GET /api/v1/whoami (Basic auth, cached), {} requests, {CONCURRENCY} concurrent: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() * 99 / 100]),
+    );
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
+
+async fn outbox(pool: sqlx::PgPool, pg: &EmbeddedPostgres) -> anyhow::Result<()> {
+    let config = Config::defaults();
+    let mut registry = JobRegistry::new();
+    registry.register("bench.noop", |_| async { Ok(()) });
+    let policy = jobs::RetryPolicy::from_config(&config.jobs);
+
+    // Enqueue, one transaction per job: what a request handler does.
+    let t = Instant::now();
+    for i in 0..JOBS {
+        let mut tx = pool.begin().await?;
+        jobs::enqueue(
+            &mut tx,
+            &policy,
+            "bench.noop",
+            serde_json::json!({ "i": i }),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    println!(
+        "outbox enqueue, one commit each: {:.0} jobs/s",
+        JOBS as f64 / t.elapsed().as_secs_f64()
+    );
+
+    let w = Worker::new(pool.clone(), registry.clone(), &config.jobs);
+    let t = Instant::now();
+    let n = w.run_until_idle().await?;
+    assert_eq!(n, JOBS);
+    println!(
+        "outbox run, 1 worker x {} concurrent: {:.0} jobs/s",
+        config.jobs.concurrency,
+        JOBS as f64 / t.elapsed().as_secs_f64()
+    );
+
+    let mut tx = pool.begin().await?;
+    for i in 0..JOBS {
+        jobs::enqueue(
+            &mut tx,
+            &policy,
+            "bench.noop",
+            serde_json::json!({ "i": i }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let second = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(pg.connect_options("bench"))
+        .await?;
+    let w2 = Worker::new(second, registry, &config.jobs);
+    let t = Instant::now();
+    let (a, b) = tokio::join!(w.run_until_idle(), w2.run_until_idle());
+    assert_eq!(a? + b?, JOBS);
+    println!(
+        "outbox run, 2 workers (2 pools, as 2 replicas): {:.0} jobs/s",
+        JOBS as f64 / t.elapsed().as_secs_f64()
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state <> 'done'")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(left, 0);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
