@@ -109,10 +109,17 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    let db = Database::open(&config).await?;
+    let mut db = Database::open(&config).await?;
     // Whatever happens, a cluster we started is stopped before we exit.
     let result = match command {
-        Command::Serve => serve(config, &db).await,
+        Command::Serve => {
+            // A cluster left running by a crashed server is ours to stop now; admin commands
+            // leave an adopted cluster alone, since the server may be using it.
+            if let Some(pg) = db.embedded.as_mut() {
+                pg.take_ownership();
+            }
+            serve(config, &db).await
+        }
         other => admin(other, &config, &db).await,
     };
     db.close().await?;
@@ -231,7 +238,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
                 "{:>8}  {:<8}  {:<24}  {:>8}  {:<20}  last_error",
                 "id", "state", "kind", "attempts", "run_at"
             );
-            for j in store::jobs::list(pool, state.as_deref(), limit).await? {
+            for j in service::jobs::list(pool, state.as_deref(), limit).await? {
                 println!(
                     "{:>8}  {:<8}  {:<24}  {:>8}  {:<20}  {}",
                     j.id,
@@ -244,12 +251,13 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
             }
         }
         Command::Jobs(JobsCommand::Retry { id }) => {
-            let mut conn = pool.acquire().await?;
-            if store::jobs::requeue_dead(&mut conn, id).await? {
-                println!("job {id} is queued again");
-            } else {
-                eprintln!("job {id} is not dead (or does not exist); nothing changed");
-                return Ok(ExitCode::FAILURE);
+            match service::jobs::retry(pool, id, &actor).await {
+                Ok(()) => println!("job {id} is queued again"),
+                Err(e @ crate::error::AppError::Conflict(_)) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

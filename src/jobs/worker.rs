@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::registry::{Job, JobError, JobRegistry};
 use super::retry::RetryPolicy;
 use crate::config::JobsConfig;
-use crate::store::jobs::{self as sql, ClaimedJob};
+use crate::store::jobs::{self as sql, ClaimedJob, Outcome};
 
 const MAX_ERROR_LEN: usize = 2000;
 
@@ -149,24 +149,35 @@ impl Worker {
             }
         };
         let kind = claimed.kind;
-        let label = match outcome {
-            Ok(()) => {
-                sql::mark_done(&inner.db, claimed.id, &inner.id).await?;
-                "done"
-            }
+        let retry_error;
+        let (label, recorded) = match outcome {
+            Ok(()) => ("done", Outcome::Done),
             Err(JobError::Transient(e)) if claimed.attempts < claimed.max_attempts => {
                 let delay = inner.policy.delay_after(claimed.attempts);
-                let run_at = now + delay;
                 tracing::warn!(job_id = claimed.id, kind = %kind, attempt = claimed.attempts, retry_in = ?delay, error = %e, "job failed; will retry");
-                sql::mark_retry(&inner.db, claimed.id, &inner.id, run_at, truncate(&e)).await?;
-                "retry"
+                retry_error = e;
+                (
+                    "retry",
+                    Outcome::Retry {
+                        run_at: now + delay,
+                        error: truncate(&retry_error),
+                    },
+                )
             }
             Err(e) => {
                 tracing::error!(job_id = claimed.id, kind = %kind, attempt = claimed.attempts, error = %e, "job is dead");
-                sql::mark_dead(&inner.db, claimed.id, &inner.id, truncate(&e.to_string())).await?;
-                "dead"
+                retry_error = e.to_string();
+                (
+                    "dead",
+                    Outcome::Dead {
+                        error: truncate(&retry_error),
+                    },
+                )
             }
         };
+        if !sql::finish(&inner.db, claimed.id, &inner.id, recorded).await? {
+            tracing::warn!(job_id = claimed.id, kind = %kind, "job finished after its lease expired; another worker owns it now");
+        }
         metrics::counter!("gateway_job_runs_total", "kind" => kind, "outcome" => label)
             .increment(1);
         Ok(())

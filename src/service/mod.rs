@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod demo;
 pub mod identity_import;
+pub mod jobs;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]

@@ -92,6 +92,11 @@ impl EmbeddedPostgres {
         self.started_by_us
     }
 
+    /// Makes `stop` stop an adopted cluster too.
+    pub fn take_ownership(&mut self) {
+        self.started_by_us = true;
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

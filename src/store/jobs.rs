@@ -81,55 +81,41 @@ pub async fn claim(
     .await
 }
 
-/// The `locked_by` guard keeps a worker whose lease expired from overwriting the outcome of the
-/// worker that took the job over.
-pub async fn mark_done(db: &PgPool, id: i64, worker: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now(), locked_by = NULL,
-                locked_until = NULL, last_error = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
-    )
-    .bind(id)
-    .bind(worker)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// How a run ended, as recorded.
+pub enum Outcome<'a> {
+    Done,
+    Retry {
+        run_at: DateTime<Utc>,
+        error: &'a str,
+    },
+    Dead {
+        error: &'a str,
+    },
 }
 
-pub async fn mark_retry(
+/// Records the end of a run. The `locked_by` guard keeps a worker whose lease expired from
+/// overwriting the outcome of the worker that took the job over; false when that happened.
+pub async fn finish(
     db: &PgPool,
     id: i64,
     worker: &str,
-    run_at: DateTime<Utc>,
-    error: &str,
+    outcome: Outcome<'_>,
 ) -> Result<bool, sqlx::Error> {
+    let (state, run_at, error) = match outcome {
+        Outcome::Done => ("done", None, None),
+        Outcome::Retry { run_at, error } => ("queued", Some(run_at), Some(error)),
+        Outcome::Dead { error } => ("dead", None, Some(error)),
+    };
     let r = sqlx::query(
-        "UPDATE jobs SET state = 'queued', run_at = $3, last_error = $4, updated_at = now(),
-                locked_by = NULL, locked_until = NULL
+        "UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
+                finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
+                updated_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = $1 AND locked_by = $2 AND state = 'running'",
     )
     .bind(id)
     .bind(worker)
+    .bind(state)
     .bind(run_at)
-    .bind(error)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-pub async fn mark_dead(
-    db: &PgPool,
-    id: i64,
-    worker: &str,
-    error: &str,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE jobs SET state = 'dead', last_error = $3, finished_at = now(), updated_at = now(),
-                locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
-    )
-    .bind(id)
-    .bind(worker)
     .bind(error)
     .execute(db)
     .await?;

@@ -115,7 +115,7 @@ async fn missing_malformed_and_unknown_credentials_get_401() {
 async fn only_ops_clients_manage_clients_and_bad_fields_are_named() {
     let app = TestApp::spawn().await;
     let (vid, vsec) = app.create_client(ClientKind::Vendor).await;
-    let (oid, osec) = app.create_client(ClientKind::Ops).await;
+    let ops = app.create_client(ClientKind::Ops).await;
     let url = app.url("/api/v1/clients");
 
     let r = app
@@ -129,13 +129,12 @@ async fn only_ops_clients_manage_clients_and_bad_fields_are_named() {
 
     let before = count(&app.db.pool, "api_clients").await;
     let r = app
-        .http
-        .post(&url)
-        .basic_auth(oid, Some(&osec))
-        .json(&serde_json::json!({"kind": "wizard", "name": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            "/api/v1/clients",
+            &ops,
+            &serde_json::json!({"kind": "wizard", "name": "x"}),
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["field"], "kind");
@@ -146,13 +145,12 @@ async fn only_ops_clients_manage_clients_and_bad_fields_are_named() {
     );
 
     let r = app
-        .http
-        .post(&url)
-        .basic_auth(oid, Some(&osec))
-        .json(&serde_json::json!({"kind": "reseller", "name": "North Reseller"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            "/api/v1/clients",
+            &ops,
+            &serde_json::json!({"kind": "reseller", "name": "North Reseller"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     let (id, secret) = (

@@ -61,8 +61,22 @@ async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     assert!(banner.contains("curl -u"), "{banner}");
     let (id, secret) = ops_credentials(&banner);
     assert_eq!(whoami(&first, &id, &secret).await, 200);
+    let traced = reqwest::Client::new()
+        .get(first.url("/healthz"))
+        .header("x-request-id", "trace-embedded-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "trace-embedded-42");
     let (status, log) = first.terminate();
     assert!(status.success(), "{status}: {log}");
+    let access = log
+        .lines()
+        .find(|l| l.contains("trace-embedded-42"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let access: serde_json::Value = serde_json::from_str(access).unwrap();
+    assert_eq!(access["span"]["route"], "/healthz", "{access}");
+    assert_eq!(access["status"], 200, "{access}");
     assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
     assert!(
         !data.join("postmaster.pid").exists(),
@@ -75,8 +89,24 @@ async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     wait_ready(&second.url("/readyz")).await;
     assert_eq!(whoami(&second, &id, &secret).await, 200);
     assert!(!second.stdout().contains("Demo data seeded"));
-    let (status, _) = second.terminate();
-    assert!(status.success());
+    // The gateway crashes; its database (own process group) keeps running, orphaned.
+    second.crash();
+    assert!(data.join("postmaster.pid").exists());
+
+    // The next server adopts the orphan, and stops it when it exits.
+    let adopter = GatewayProcess::start(embedded(&data));
+    wait_ready(&adopter.url("/readyz")).await;
+    assert_eq!(whoami(&adopter, &id, &secret).await, 200);
+    let (status, log) = adopter.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("adopting the running embedded PostgreSQL"),
+        "{log}"
+    );
+    assert!(
+        !data.join("postmaster.pid").exists(),
+        "the adopted cluster was stopped: {log}"
+    );
 
     // A crash left a postmaster.pid naming a live process that is not postgres (this test).
     let stale = format!("{}\n{}\n", std::process::id(), data.display());

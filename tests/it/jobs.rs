@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hisp_gateway::jobs::{self, JobError, JobRegistry, Worker};
 use hisp_gateway::store;
+use hisp_gateway::store::jobs::Outcome;
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestDb, TestOptions, stderr, stdout, test_config};
@@ -255,9 +256,14 @@ async fn a_job_whose_worker_vanished_is_taken_over_after_its_lease() {
     assert_eq!((j.state.as_str(), j.attempts), ("done", 2));
     // The crashed replica's late report changes nothing.
     assert!(
-        !store::jobs::mark_dead(&app.db.pool, id, "crashed-replica", "late")
-            .await
-            .unwrap()
+        !store::jobs::finish(
+            &app.db.pool,
+            id,
+            "crashed-replica",
+            Outcome::Dead { error: "late" }
+        )
+        .await
+        .unwrap()
     );
     assert_eq!(job_state(&app, id).await.state, "done");
 }

@@ -16,17 +16,10 @@ async fn small_limit_app() -> TestApp {
 #[tokio::test]
 async fn an_announced_body_over_the_limit_gets_413_and_writes_nothing() {
     let app = small_limit_app().await;
-    let (id, secret) = app.create_client(ClientKind::Ops).await;
+    let ops = app.create_client(ClientKind::Ops).await;
     let before = count(&app.db.pool, "api_clients").await;
     let body = serde_json::json!({"kind": "vendor", "name": "x".repeat(2000)});
-    let r = app
-        .http
-        .post(app.url("/api/v1/clients"))
-        .basic_auth(id, Some(&secret))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_json_as("/api/v1/clients", &ops, &body).await;
     assert_eq!(r.status(), 413);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "payload_too_large");

@@ -277,6 +277,22 @@ impl TestApp {
         (c.client.id, c.secret)
     }
 
+    /// POSTs `body` as JSON to `path` with a client's Basic credentials.
+    pub async fn post_json_as(
+        &self,
+        path: &str,
+        (id, secret): &(Uuid, String),
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .basic_auth(id, Some(secret))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Runs the real gateway binary against this test's database.
     pub fn cli(&self, args: &[&str]) -> Output {
         gateway_command()

@@ -102,6 +102,12 @@ impl GatewayProcess {
         }
     }
 
+    /// SIGKILL: a crash that leaves no chance to clean up.
+    pub fn crash(mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).unwrap();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(self) -> (ExitStatus, String) {
         self.signal_term();
