@@ -33,6 +33,23 @@ fn ops_credentials(banner: &str) -> (String, String) {
     (id, secret)
 }
 
+/// Stops a cluster a failed test left running in `data`, so failures leave no orphans.
+struct StopClusterOnDrop(std::path::PathBuf);
+
+impl Drop for StopClusterOnDrop {
+    fn drop(&mut self) {
+        let pid = fs::read_to_string(self.0.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
+        }
+    }
+}
+
 async fn whoami(p: &GatewayProcess, id: &str, secret: &str) -> reqwest::StatusCode {
     reqwest::Client::new()
         .get(p.url("/api/v1/whoami"))
@@ -52,6 +69,7 @@ async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     // When the tests run as root the database runs as the postgres user, who must reach it.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("var/postgres");
+    let _cleanup = StopClusterOnDrop(data.clone());
 
     // First start: initdb, migrate, seed the demo data and say how to try it.
     let first = GatewayProcess::start(embedded(&data));
@@ -131,4 +149,51 @@ async fn an_unusable_bin_dir_is_refused_with_a_clear_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lacks initdb"), "{err}");
+}
+
+#[tokio::test]
+async fn a_normal_user_runs_it_too() {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "skipped: the tests already run as a normal user, which the other embedded test covers"
+        );
+        return;
+    }
+    // Run as a user that is not root; the postgres user exists wherever the server binaries do.
+    let user = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .expect("a postgres OS user");
+    let bin = env!("CARGO_BIN_EXE_hisp-gateway");
+    let reachable = std::process::Command::new("test")
+        .args(["-x", bin])
+        .uid(user.uid.as_raw())
+        .status()
+        .unwrap();
+    if !reachable.success() {
+        eprintln!(
+            "skipped: {bin} is not reachable by the postgres user (a parent folder is private)"
+        );
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("gw-user-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+    let data = dir.path().join("pg");
+    let _cleanup = StopClusterOnDrop(data.clone());
+    let mut cmd = embedded(&data);
+    cmd.uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .current_dir(dir.path());
+
+    let gw = GatewayProcess::start(cmd);
+    wait_ready(&gw.url("/readyz")).await;
+    let (id, secret) = ops_credentials(&gw.stdout());
+    assert_eq!(whoami(&gw, &id, &secret).await, 200);
+    let (status, log) = gw.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!data.join("postmaster.pid").exists());
 }

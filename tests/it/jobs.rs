@@ -325,3 +325,49 @@ async fn the_background_worker_runs_committed_jobs_and_never_rolled_back_ones() 
     assert_eq!(*ran.lock().unwrap(), ["committed"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_waits_for_the_jobs_that_are_running() {
+    let finished = Arc::new(AtomicU32::new(0));
+    let mut registry = JobRegistry::new();
+    let f = finished.clone();
+    registry.register("test.slow", move |_| {
+        let f = f.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let mut config = test_config();
+    config.jobs.poll_interval = Duration::from_millis(50);
+    let app = TestApp::spawn_with(TestOptions {
+        config,
+        registry,
+        background_worker: true,
+    })
+    .await;
+    let pool = app.db.pool.clone();
+    let id = enqueue(&app, "test.slow").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while job_state(&app, id).await.state != "running" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    app.stop().await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "stop returned before the job finished"
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "done");
+}
