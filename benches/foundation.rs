@@ -71,10 +71,10 @@ async fn authenticated_requests(pool: sqlx::PgPool) -> anyhow::Result<()> {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse()?;
     config.security.identity_hash_key = Secret::new("bench-identity-key-0123456789abcdef0123");
+    config.ca.key_encryption_key = Secret::new("bench-key-encryption-key-0123456789abcdef");
     let created =
         service::clients::create(&pool, ClientKind::Vendor, "bench", &Actor::cli()).await?;
-    let key = config.security.identity_hash_key.clone();
-    let app = App::build(config, pool, JobRegistry::new(), key).await?;
+    let app = App::build(config, pool, JobRegistry::new()).await?;
     let url = format!("http://{}/api/v1/whoami", app.local_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone(), false));

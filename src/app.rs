@@ -9,8 +9,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
+use crate::ca::sealed::KeyEncryptionKey;
 use crate::config::{Config, Secret};
 use crate::jobs::{JobRegistry, RetryPolicy, Worker};
+use crate::service::pki::PkiContext;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,8 +20,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub verifier: Arc<Verifier>,
     pub retry: RetryPolicy,
+    pub pki: Arc<PkiContext>,
+}
+
+impl AppState {
     /// Key of the keyed hashes that let us match identity data we do not store.
-    pub identity_key: Arc<Secret>,
+    pub fn identity_key(&self) -> &[u8] {
+        self.config.security.identity_hash_key.expose().as_bytes()
+    }
 }
 
 pub struct App {
@@ -29,23 +37,34 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the HTTP listener (port 0 picks a free one) and prepares the worker.
-    pub async fn build(
-        config: Config,
-        db: PgPool,
-        registry: JobRegistry,
-        identity_key: Secret,
-    ) -> anyhow::Result<Self> {
+    /// Binds the HTTP listener (port 0 picks a free one) and prepares the worker with the
+    /// gateway's job handlers plus `extra` (tests add their own). `config` must have its local
+    /// secrets resolved (`resolve_local_secrets`).
+    pub async fn build(config: Config, db: PgPool, extra: JobRegistry) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !config.security.identity_hash_key.is_empty()
+                && !config.ca.key_encryption_key.is_empty(),
+            "local secrets are not resolved"
+        );
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
+        let retry = RetryPolicy::from_config(&config.jobs);
+        let pki = Arc::new(PkiContext {
+            ca: config.ca.clone(),
+            base_url: config.http.public_base_url.clone(),
+            kek: KeyEncryptionKey::derive(&config.ca.key_encryption_key),
+            retry: retry.clone(),
+        });
+        let mut registry = job_registry(db.clone(), pki.clone());
+        registry.merge(extra);
         let worker = Worker::new(db.clone(), registry, &config.jobs);
         let state = AppState {
             db,
-            retry: RetryPolicy::from_config(&config.jobs),
+            retry,
+            pki,
             config: Arc::new(config),
             verifier: Arc::new(Verifier::default()),
-            identity_key: Arc::new(identity_key),
         };
         Ok(Self {
             state,
@@ -53,7 +72,6 @@ impl App {
             worker,
         })
     }
-
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -74,6 +92,12 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken, run_worker: bool) -> anyhow::Result<()> {
         crate::telemetry::prometheus();
         let grace = self.state.config.http.shutdown_grace;
+        if run_worker {
+            self.worker
+                .schedule_recurring()
+                .await
+                .context("scheduling recurring jobs")?;
+        }
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
         let router = crate::http::router(self.state.clone());
         let server = axum::serve(self.listener, router)
@@ -93,28 +117,48 @@ impl App {
     }
 }
 
-/// Resolves `security.identity_hash_key`: the configured value, or for the embedded database a
-/// key generated once and kept beside its data folder (external databases are shared by
-/// replicas, which must all use one configured key).
-pub fn identity_key(config: &Config, embedded_data_dir: Option<&Path>) -> anyhow::Result<Secret> {
-    let configured = &config.security.identity_hash_key;
+/// Fills in the secrets that the embedded mode may generate itself: the identity hash key and
+/// the CA key-encryption key. Configured values win; with the embedded database a missing one
+/// is generated once and kept in a file beside its data folder; with an external database
+/// (shared by replicas, which must agree) a missing one is an error.
+pub fn resolve_local_secrets(
+    config: &mut Config,
+    embedded_data_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    config.security.identity_hash_key = local_secret(
+        &config.security.identity_hash_key,
+        "GW_SECURITY__IDENTITY_HASH_KEY",
+        "identity-hash.key",
+        embedded_data_dir,
+    )?;
+    config.ca.key_encryption_key = local_secret(
+        &config.ca.key_encryption_key,
+        "GW_CA__KEY_ENCRYPTION_KEY",
+        "ca-kek.key",
+        embedded_data_dir,
+    )?;
+    Ok(())
+}
+
+fn local_secret(
+    configured: &Secret,
+    env: &str,
+    file: &str,
+    embedded_data_dir: Option<&Path>,
+) -> anyhow::Result<Secret> {
     if !configured.is_empty() {
         anyhow::ensure!(
             configured.expose().len() >= 32,
-            "security.identity_hash_key must be at least 32 characters"
+            "{env} must be at least 32 characters"
         );
         return Ok(configured.clone());
     }
     let Some(data_dir) = embedded_data_dir else {
         anyhow::bail!(
-            "set GW_SECURITY__IDENTITY_HASH_KEY (32+ random characters, the same on every replica) \
-             when using DATABASE_URL"
+            "set {env} (32+ random characters, the same on every replica) when using DATABASE_URL"
         );
     };
-    let path = data_dir
-        .parent()
-        .unwrap_or(data_dir)
-        .join("identity-hash.key");
+    let path = data_dir.parent().unwrap_or(data_dir).join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(Secret::new(existing.trim()));
     }
@@ -128,11 +172,13 @@ pub fn identity_key(config: &Config, embedded_data_dir: Option<&Path>) -> anyhow
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(f, "{key}")?;
-    tracing::info!(file = %path.display(), "generated the identity hash key");
+    tracing::info!(file = %path.display(), "generated a local secret");
     Ok(Secret::new(key))
 }
 
-/// The job handlers of the gateway. Later issues register theirs here.
-pub fn job_registry() -> JobRegistry {
-    JobRegistry::new()
+/// The job handlers of the gateway.
+pub fn job_registry(db: PgPool, pki: Arc<PkiContext>) -> JobRegistry {
+    let mut r = JobRegistry::new();
+    crate::service::pki::register_jobs(&mut r, db, pki);
+    r
 }

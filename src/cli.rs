@@ -9,9 +9,15 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::{self, App};
+use chrono::Utc;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+
+use crate::app::{self, App, AppState};
 use crate::config::Config;
 use crate::domain::client::ClientKind;
+use crate::jobs::{JobRegistry, Worker};
 use crate::service::identity_import::{self, ImportError};
 use crate::service::{self, Actor};
 use crate::store::{self, Database};
@@ -47,6 +53,65 @@ pub enum Command {
     /// Inspect and re-run outbox jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// The certificate authority and Direct certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a root and an issuing CA, or import an existing CA (PEM certificate + key, or
+    /// PKCS#12 whose password is read from the variable GW_CA_IMPORT_PASSWORD).
+    Init {
+        #[arg(
+            long,
+            value_name = "CERT.pem",
+            requires = "import_key",
+            conflicts_with = "import_p12"
+        )]
+        import_cert: Option<PathBuf>,
+        #[arg(long, value_name = "KEY.pem")]
+        import_key: Option<PathBuf>,
+        #[arg(long, value_name = "CA.p12")]
+        import_p12: Option<PathBuf>,
+        /// The root certificate above an imported CA that is not self-signed.
+        #[arg(long, value_name = "ROOT.pem")]
+        import_root: Option<PathBuf>,
+    },
+    /// Issue a Direct certificate: domain-bound for the organization, or address-bound.
+    Issue {
+        /// The organization's Direct domain.
+        #[arg(long, value_name = "DOMAIN")]
+        org: String,
+        /// A Direct address in that domain, for an address-bound certificate.
+        #[arg(long)]
+        address: Option<String>,
+        /// CoveredEntity, BusinessAssociate, HealthEntity or Patient (default: the
+        /// organization's category).
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        years: i64,
+        #[arg(long)]
+        no_auto_renew: bool,
+    },
+    /// Revoke a certificate and publish a new CRL.
+    Revoke {
+        serial: String,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Publish a fresh CRL and print it (PEM).
+    Crl {
+        /// The root's CRL instead of the issuing CA's.
+        #[arg(long)]
+        root: bool,
+    },
+    /// List certificates.
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        org: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,34 +173,38 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
     let mut db = Database::open(&config).await?;
     // Whatever happens, a cluster we started is stopped before we exit.
-    let result = match command {
-        Command::Serve => {
-            // A cluster left running by a crashed server is ours to stop now; admin commands
-            // leave an adopted cluster alone, since the server may be using it.
-            if let Some(pg) = db.embedded.as_mut() {
-                pg.take_ownership();
+    let result = async {
+        app::resolve_local_secrets(&mut config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
+        match command {
+            Command::Serve => {
+                // A cluster left running by a crashed server is ours to stop now; admin commands
+                // leave an adopted cluster alone, since the server may be using it.
+                if let Some(pg) = db.embedded.as_mut() {
+                    pg.take_ownership();
+                }
+                serve(config, &db).await
             }
-            serve(config, &db).await
+            other => admin(other, &config, &db).await,
         }
-        other => admin(other, &config, &db).await,
-    };
+    }
+    .await;
     db.close().await?;
     result
 }
 
 async fn serve(config: Config, db: &Database) -> anyhow::Result<ExitCode> {
-    let key = app::identity_key(&config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
     if db.is_first_start() && config.demo.seed_on_first_start {
-        let created = service::demo::seed(&db.pool, key.expose().as_bytes(), &Actor::cli()).await?;
+        let key = config.security.identity_hash_key.expose().as_bytes();
+        let created = service::demo::seed(&db.pool, key, &Actor::cli()).await?;
         println!(
             "{}",
             service::demo::banner(&created, &config.http.public_base_url)
         );
     }
-    let app = App::build(config, db.pool.clone(), app::job_registry(), key).await?;
+    let app = App::build(config, db.pool.clone(), JobRegistry::new()).await?;
     tracing::info!(addr = %app.local_addr(), "http listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
@@ -160,6 +229,10 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
     let actor = Actor::cli();
     match command {
         Command::Serve => unreachable!("handled by run"),
+        Command::Ca(c) => {
+            let app = App::build(admin_config(config), pool.clone(), JobRegistry::new()).await?;
+            return ca(c, app.state(), &actor).await;
+        }
         // Database::open has applied them.
         Command::Migrate => {
             let n = store::MIGRATOR.iter().count();
@@ -198,7 +271,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
                 orgs.is_some() || individuals.is_some(),
                 "give --orgs FILE.csv and/or --individuals FILE.csv"
             );
-            let key = app::identity_key(config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
+            let key = config.security.identity_hash_key.clone();
             let open = |p: &Option<PathBuf>| -> anyhow::Result<Option<(String, Box<dyn std::io::Read + Send>)>> {
                 p.as_ref()
                     .map(|p| {
@@ -226,8 +299,8 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
             }
         }
         Command::Demo => {
-            let key = app::identity_key(config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
-            let created = service::demo::seed(pool, key.expose().as_bytes(), &actor).await?;
+            let key = config.security.identity_hash_key.expose().as_bytes();
+            let created = service::demo::seed(pool, key, &actor).await?;
             println!(
                 "{}",
                 service::demo::banner(&created, &config.http.public_base_url)
@@ -262,4 +335,138 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn ca(command: CaCommand, state: &AppState, actor: &Actor) -> anyhow::Result<ExitCode> {
+    let (db, pki) = (&state.db, &state.pki);
+    let now = Utc::now();
+    match command {
+        CaCommand::Init {
+            import_cert,
+            import_key,
+            import_p12,
+            import_root,
+        } => {
+            let root = import_root.map(|p| read_pem_cert(&p)).transpose()?;
+            let summary = match (import_cert, import_key, import_p12) {
+                (Some(c), Some(k), None) => {
+                    let cert = read_pem_cert(&c)?;
+                    let key = PKey::private_key_from_pem(&std::fs::read(&k)?)
+                        .with_context(|| format!("{} is not a PEM private key", k.display()))?;
+                    service::pki::import_ca(db, pki, cert, key, root, actor, now).await?
+                }
+                (None, None, Some(p)) => {
+                    let password = std::env::var("GW_CA_IMPORT_PASSWORD").unwrap_or_default();
+                    let parsed = Pkcs12::from_der(&std::fs::read(&p)?)
+                        .and_then(|p12| p12.parse2(&password))
+                        .with_context(|| {
+                            format!(
+                                "{} cannot be opened (is GW_CA_IMPORT_PASSWORD right?)",
+                                p.display()
+                            )
+                        })?;
+                    let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
+                        anyhow::bail!("{} holds no certificate with its key", p.display());
+                    };
+                    service::pki::import_ca(db, pki, cert, key, root, actor, now).await?
+                }
+                (None, None, None) => service::pki::init_ca(db, pki, actor, now).await?,
+                _ => anyhow::bail!("give --import-cert with --import-key, or --import-p12"),
+            };
+            println!(
+                "root: {}\nissuing: {}\nissuing valid until: {}",
+                summary.root_subject, summary.issuing_subject, summary.issuing_not_after
+            );
+            println!(
+                "trust anchor: {}",
+                crate::ca::root_cert_url(&state.config.http.public_base_url)
+            );
+        }
+        CaCommand::Issue {
+            org,
+            address,
+            category,
+            years,
+            no_auto_renew,
+        } => {
+            let req = service::pki::CertificateRequest {
+                organization: org,
+                address,
+                category,
+                years,
+                auto_renew: !no_auto_renew,
+            };
+            let ids = service::pki::request_certificate(db, pki, &req, actor).await?;
+            // Issue now rather than waiting for a server's worker.
+            let worker = Worker::new(
+                db.clone(),
+                app::job_registry(db.clone(), pki.clone()),
+                &state.config.jobs,
+            );
+            worker.run_until_idle().await?;
+            let mut conn = db.acquire().await?;
+            for id in ids {
+                let c = crate::store::pki::get(&mut conn, id).await?;
+                println!(
+                    "serial: {}\nstatus: {}\nnot_after: {}",
+                    c.serial.as_deref().unwrap_or("-"),
+                    c.status.as_str(),
+                    c.not_after.map(|t| t.to_rfc3339()).unwrap_or_default()
+                );
+            }
+        }
+        CaCommand::Revoke { serial, reason } => {
+            let c = service::pki::revoke(db, pki, &serial, &reason, actor, now).await?;
+            println!(
+                "revoked {} ({}); the CRL is published",
+                c.serial.as_deref().unwrap_or("-"),
+                c.subject_name
+            );
+        }
+        CaCommand::Crl { root } => {
+            let role = if root {
+                service::pki::ROOT
+            } else {
+                service::pki::ISSUING
+            };
+            let crl = service::pki::publish_crl_now(db, pki, role, now).await?;
+            print!("{}", String::from_utf8_lossy(&crl.to_pem()?));
+        }
+        CaCommand::List { org } => {
+            let q = service::pki::CertificateQuery {
+                organization: org.as_deref(),
+                address: None,
+            };
+            println!(
+                "{:<34}  {:<10}  {:<8}  {:<17}  {:<10}  subject",
+                "serial", "status", "binding", "category", "not_after"
+            );
+            for c in service::pki::list(db, &q).await? {
+                println!(
+                    "{:<34}  {:<10}  {:<8}  {:<17}  {:<10}  {}",
+                    c.serial.as_deref().unwrap_or("-"),
+                    c.status.as_str(),
+                    c.binding,
+                    c.category.as_str(),
+                    c.not_after
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    c.subject_name
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration for an App used only for its state (no port is served).
+fn admin_config(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.http.listen = ([127, 0, 0, 1], 0).into();
+    c
+}
+
+fn read_pem_cert(path: &std::path::Path) -> anyhow::Result<X509> {
+    X509::from_pem(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        .with_context(|| format!("{} is not a PEM certificate", path.display()))
 }

@@ -51,6 +51,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
     pub security: SecurityConfig,
+    pub ca: CaConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
 }
@@ -104,6 +105,24 @@ pub struct JobsConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecurityConfig {
     pub identity_hash_key: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaConfig {
+    pub key_encryption_key: Secret,
+    pub organization: String,
+    pub root_common_name: String,
+    pub issuing_common_name: String,
+    pub ca_key_bits: u32,
+    pub leaf_key_bits: u32,
+    pub separate_signing_and_encryption: bool,
+    pub policy_oid: String,
+    pub loa_oid: String,
+    pub renew_before_days: u32,
+    #[serde(with = "humantime_serde")]
+    pub crl_validity: Duration,
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +201,22 @@ impl Config {
                 || self.http.public_base_url.starts_with("https://"),
             "http.public_base_url must be an http(s) URL"
         );
+        for bits in [self.ca.ca_key_bits, self.ca.leaf_key_bits] {
+            anyhow::ensure!(
+                [2048, 3072, 4096].contains(&bits),
+                "ca key sizes must be 2048, 3072 or 4096 bits"
+            );
+        }
+        for oid in [&self.ca.policy_oid, &self.ca.loa_oid] {
+            anyhow::ensure!(
+                crate::ca::der::is_valid_oid(oid),
+                "ca policy OID {oid:?} is not a dotted OID"
+            );
+        }
+        anyhow::ensure!(
+            self.ca.crl_validity.as_secs() >= 3600,
+            "ca.crl_validity must be at least 1h"
+        );
         Ok(self)
     }
 
@@ -203,6 +238,8 @@ mod tests {
         let dump = format!("{c:?}");
         assert!(!dump.contains("hunter2"), "{dump}");
         assert!(dump.contains("[redacted]"));
+        c.ca.key_encryption_key = Secret::new("kek-that-must-not-leak-0123456789");
+        assert!(!format!("{c:?}").contains("kek-that-must-not-leak"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod identity;
+pub mod pki;
 
 /// A value that failed validation at the edge, naming the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

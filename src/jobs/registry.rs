@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A claimed job as its handler sees it.
 #[derive(Debug, Clone)]
@@ -13,6 +14,9 @@ pub struct Job {
     pub payload: serde_json::Value,
     /// 1 on the first run.
     pub attempt: i32,
+    /// The clock of this run: normally the time it was claimed; tests step it forward to
+    /// exercise expiries and schedules without waiting.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,7 @@ type Handler = Arc<dyn Fn(Job) -> BoxFuture + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct JobRegistry {
     handlers: HashMap<String, Handler>,
+    recurring: HashMap<String, Duration>,
 }
 
 impl JobRegistry {
@@ -49,7 +54,38 @@ impl JobRegistry {
         self
     }
 
+    /// Registers a job that runs every `interval`: one instance exists (see
+    /// `Worker::schedule_recurring`), and each success queues it again `interval` later.
+    pub fn register_recurring<F, Fut>(
+        &mut self,
+        kind: &str,
+        interval: Duration,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.recurring.insert(kind.to_owned(), interval);
+        self.register(kind, handler)
+    }
+
+    /// Adds every handler of `other` (its registrations win).
+    pub fn merge(&mut self, other: JobRegistry) -> &mut Self {
+        self.handlers.extend(other.handlers);
+        self.recurring.extend(other.recurring);
+        self
+    }
+
     pub(crate) fn get(&self, kind: &str) -> Option<Handler> {
         self.handlers.get(kind).cloned()
+    }
+
+    pub(crate) fn interval(&self, kind: &str) -> Option<Duration> {
+        self.recurring.get(kind).copied()
+    }
+
+    pub(crate) fn recurring_kinds(&self) -> impl Iterator<Item = &str> {
+        self.recurring.keys().map(String::as_str)
     }
 }

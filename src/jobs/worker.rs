@@ -60,6 +60,23 @@ impl Worker {
         &self.inner.policy
     }
 
+    /// Makes sure each recurring job of the registry exists once (every replica calls this at
+    /// start; the singleton index keeps it one job).
+    pub async fn schedule_recurring(&self) -> Result<(), sqlx::Error> {
+        let mut conn = self.inner.db.acquire().await?;
+        for kind in self.inner.registry.recurring_kinds() {
+            sql::insert_singleton(
+                &mut conn,
+                kind,
+                kind,
+                self.inner.policy.max_attempts(),
+                Utc::now(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Runs every job due now, and those that become due while it runs, until none is left.
     /// Returns how many job runs it made. Tests drive the outbox with this instead of sleeping.
     pub async fn run_until_idle(&self) -> anyhow::Result<usize> {
@@ -124,6 +141,7 @@ impl Worker {
             kind: claimed.kind.clone(),
             payload: claimed.payload,
             attempt: claimed.attempts,
+            now,
         };
         let outcome = match inner.registry.get(&claimed.kind) {
             None => Err(JobError::Permanent(format!(
@@ -151,7 +169,15 @@ impl Worker {
         let kind = claimed.kind;
         let retry_error;
         let (label, recorded) = match outcome {
-            Ok(()) => ("done", Outcome::Done),
+            Ok(()) => match inner.registry.interval(&kind) {
+                Some(every) => (
+                    "done",
+                    Outcome::Again {
+                        run_at: now + every,
+                    },
+                ),
+                None => ("done", Outcome::Done),
+            },
             Err(JobError::Transient(e)) if claimed.attempts < claimed.max_attempts => {
                 let delay = inner.policy.delay_after(claimed.attempts);
                 tracing::warn!(job_id = claimed.id, kind = %kind, attempt = claimed.attempts, retry_in = ?delay, error = %e, "job failed; will retry");

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod demo;
 pub mod identity_import;
 pub mod jobs;
+pub mod pki;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]

@@ -52,6 +52,33 @@ pub async fn insert(
     Ok(id)
 }
 
+/// Inserts the job named `singleton` unless it is already queued or running.
+pub async fn insert_singleton(
+    conn: &mut PgConnection,
+    kind: &str,
+    singleton: &str,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO jobs (kind, singleton, max_attempts, run_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (singleton) WHERE singleton IS NOT NULL AND state IN ('queued', 'running') DO NOTHING",
+    )
+    .bind(kind)
+    .bind(singleton)
+    .bind(max_attempts)
+    .bind(run_at)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 1 {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(r.rows_affected() == 1)
+}
+
 /// Claims up to `limit` due jobs for `worker`. `SKIP LOCKED` lets replicas claim concurrently
 /// without waiting on or double-claiming each other's rows; a running job whose lease ran out
 /// (its worker died) is due again.
@@ -84,6 +111,10 @@ pub async fn claim(
 /// How a run ended, as recorded.
 pub enum Outcome<'a> {
     Done,
+    /// A recurring job succeeded: queue the same row again, with fresh attempts.
+    Again {
+        run_at: DateTime<Utc>,
+    },
     Retry {
         run_at: DateTime<Utc>,
         error: &'a str,
@@ -103,11 +134,13 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     let (state, run_at, error) = match outcome {
         Outcome::Done => ("done", None, None),
+        Outcome::Again { run_at } => ("queued", Some(run_at), None),
         Outcome::Retry { run_at, error } => ("queued", Some(run_at), Some(error)),
         Outcome::Dead { error } => ("dead", None, Some(error)),
     };
     let r = sqlx::query(
         "UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
+                attempts = CASE WHEN $3 = 'queued' AND $5::text IS NULL THEN 0 ELSE attempts END,
                 finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
                 updated_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = $1 AND locked_by = $2 AND state = 'running'",

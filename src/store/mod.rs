@@ -5,6 +5,8 @@ pub mod clients;
 pub mod embedded;
 pub mod identities;
 pub mod jobs;
+pub mod organizations;
+pub mod pki;
 
 use std::str::FromStr;
 

@@ -11,7 +11,8 @@ fn embedded(data_dir: &Path) -> std::process::Command {
     let mut cmd = gateway_command();
     cmd.env("GW_DATABASE__EMBEDDED__DATA_DIR", data_dir)
         // Exercise the generated key of the embedded mode.
-        .env_remove("GW_SECURITY__IDENTITY_HASH_KEY");
+        .env_remove("GW_SECURITY__IDENTITY_HASH_KEY")
+        .env_remove("GW_CA__KEY_ENCRYPTION_KEY");
     cmd
 }
 

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const TEST_IDENTITY_KEY: &str = "test-identity-key-0123456789abcdef0123456789";
+pub const TEST_KEK: &str = "test-key-encryption-key-0123456789abcdef012345";
 
 /// Where test databases are created.
 enum Server {
@@ -189,6 +190,9 @@ pub fn test_config() -> Config {
     let mut c = Config::defaults();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.security.identity_hash_key = Secret::new(TEST_IDENTITY_KEY);
+    c.ca.key_encryption_key = Secret::new(TEST_KEK);
+    // Smaller CA keys keep CA set-up fast; leaves keep the production default (2048).
+    c.ca.ca_key_bits = 2048;
     c.jobs.retry_schedule = vec![
         Duration::from_secs(2),
         Duration::from_secs(8),
@@ -240,8 +244,7 @@ impl TestApp {
     /// Runs an app on an existing test database (e.g. a second replica).
     pub async fn spawn_on(db: TestDb, opts: TestOptions) -> Self {
         hisp_gateway::install_crypto_provider();
-        let key = opts.config.security.identity_hash_key.clone();
-        let app = App::build(opts.config, db.pool.clone(), opts.registry, key)
+        let app = App::build(opts.config, db.pool.clone(), opts.registry)
             .await
             .unwrap();
         let addr = app.local_addr();
@@ -325,6 +328,8 @@ pub fn gateway_command() -> Command {
         }
     }
     cmd.env("GW_SECURITY__IDENTITY_HASH_KEY", TEST_IDENTITY_KEY)
+        .env("GW_CA__KEY_ENCRYPTION_KEY", TEST_KEK)
+        .env("GW_CA__CA_KEY_BITS", "2048")
         .env("GW_LOG__FORMAT", "json");
     cmd
 }
