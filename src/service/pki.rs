@@ -493,18 +493,28 @@ pub async fn issue_requested(
 }
 
 fn normalize_serial(serial: &str) -> Result<String, Invalid> {
+    // Accepts 0x prefixes, colons, lower case and missing or extra leading zeros.
     let s = serial
         .trim()
         .trim_start_matches("0x")
         .replace(':', "")
         .to_ascii_uppercase();
-    if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.trim_start_matches('0').is_empty()
+        || s.len() > 40
+        || !s.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(Invalid::new(
             "serial",
             "must be the certificate serial number in hex",
         ));
     }
-    Ok(s.trim_start_matches('0').to_owned())
+    // The stored form is openssl's: upper-case hex padded to whole bytes.
+    let digits = s.trim_start_matches('0');
+    Ok(if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits.to_owned()
+    })
 }
 
 /// Revokes a live certificate and re-publishes its issuer's CRL in the same transaction.
@@ -768,4 +778,19 @@ pub async fn credentials_for(
     };
     let cert = X509::from_der(&der).map_err(anyhow::Error::from)?;
     Ok(Some((cert, ctx.kek.open(&sealed)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_serial;
+
+    #[test]
+    fn serials_take_the_stored_form() {
+        assert_eq!(normalize_serial("0b7f").unwrap(), "0B7F");
+        assert_eq!(normalize_serial("B7F").unwrap(), "0B7F");
+        assert_eq!(normalize_serial("00:0B:7F").unwrap(), "0B7F");
+        assert_eq!(normalize_serial("0x1a2b").unwrap(), "1A2B");
+        assert_eq!(normalize_serial("zz").unwrap_err().field, "serial");
+        assert!(normalize_serial("0").is_err());
+    }
 }

@@ -9,4 +9,5 @@ mod health;
 mod identity;
 mod jobs;
 mod limits;
+mod pki;
 mod shutdown;
