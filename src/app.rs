@@ -9,7 +9,6 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
-use crate::ca::sealed::KeyEncryptionKey;
 use crate::config::{Config, Secret};
 use crate::jobs::{JobRegistry, RetryPolicy, Worker};
 use crate::service::pki::PkiContext;
@@ -50,12 +49,7 @@ impl App {
             .await
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
         let retry = RetryPolicy::from_config(&config.jobs);
-        let pki = Arc::new(PkiContext {
-            ca: config.ca.clone(),
-            base_url: config.http.public_base_url.clone(),
-            kek: KeyEncryptionKey::derive(&config.ca.key_encryption_key),
-            retry: retry.clone(),
-        });
+        let pki = Arc::new(PkiContext::from_config(&config));
         let mut registry = job_registry(db.clone(), pki.clone());
         registry.merge(extra);
         let worker = Worker::new(db.clone(), registry, &config.jobs);

@@ -14,11 +14,16 @@ use openssl::pkcs12::Pkcs12;
 use openssl::pkey::PKey;
 use openssl::x509::X509;
 
-use crate::app::{self, App, AppState};
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::app::{self, App};
 use crate::config::Config;
 use crate::domain::client::ClientKind;
 use crate::jobs::{JobRegistry, Worker};
 use crate::service::identity_import::{self, ImportError};
+use crate::service::pki::PkiContext;
 use crate::service::{self, Actor};
 use crate::store::{self, Database};
 
@@ -229,10 +234,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
     let actor = Actor::cli();
     match command {
         Command::Serve => unreachable!("handled by run"),
-        Command::Ca(c) => {
-            let app = App::build(admin_config(config), pool.clone(), JobRegistry::new()).await?;
-            return ca(c, app.state(), &actor).await;
-        }
+        Command::Ca(c) => return ca(c, config, pool, &actor).await,
         // Database::open has applied them.
         Command::Migrate => {
             let n = store::MIGRATOR.iter().count();
@@ -337,8 +339,13 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn ca(command: CaCommand, state: &AppState, actor: &Actor) -> anyhow::Result<ExitCode> {
-    let (db, pki) = (&state.db, &state.pki);
+async fn ca(
+    command: CaCommand,
+    config: &Config,
+    db: &PgPool,
+    actor: &Actor,
+) -> anyhow::Result<ExitCode> {
+    let pki = &Arc::new(PkiContext::from_config(config));
     let now = Utc::now();
     match command {
         CaCommand::Init {
@@ -379,7 +386,7 @@ async fn ca(command: CaCommand, state: &AppState, actor: &Actor) -> anyhow::Resu
             );
             println!(
                 "trust anchor: {}",
-                crate::ca::root_cert_url(&state.config.http.public_base_url)
+                crate::ca::root_cert_url(&config.http.public_base_url)
             );
         }
         CaCommand::Issue {
@@ -401,7 +408,7 @@ async fn ca(command: CaCommand, state: &AppState, actor: &Actor) -> anyhow::Resu
             let worker = Worker::new(
                 db.clone(),
                 app::job_registry(db.clone(), pki.clone()),
-                &state.config.jobs,
+                &config.jobs,
             );
             worker.run_until_idle().await?;
             let mut conn = db.acquire().await?;
@@ -457,13 +464,6 @@ async fn ca(command: CaCommand, state: &AppState, actor: &Actor) -> anyhow::Resu
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The configuration for an App used only for its state (no port is served).
-fn admin_config(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.http.listen = ([127, 0, 0, 1], 0).into();
-    c
 }
 
 fn read_pem_cert(path: &std::path::Path) -> anyhow::Result<X509> {

@@ -38,6 +38,17 @@ pub struct PkiContext {
     pub retry: RetryPolicy,
 }
 
+impl PkiContext {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            ca: config.ca.clone(),
+            base_url: config.http.public_base_url.clone(),
+            kek: KeyEncryptionKey::derive(&config.ca.key_encryption_key),
+            retry: RetryPolicy::from_config(&config.jobs),
+        }
+    }
+}
+
 /// Registers the CA's jobs.
 pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<PkiContext>) {
     let (d, c) = (db.clone(), ctx.clone());

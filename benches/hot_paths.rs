@@ -1,20 +1,24 @@
-//! Hot paths of the foundation, measured end to end on a real PostgreSQL:
+//! Hot paths, measured end to end on a real PostgreSQL:
 //! - an authenticated API request (`GET /api/v1/whoami`, Basic auth, cached argon2 result),
 //! - the first request of a client (full argon2id verification),
-//! - the outbox: enqueueing jobs, and running them with one and with two workers.
+//! - the outbox: enqueueing jobs, and running them with one and with two workers,
+//! - the CA: issuing Direct certificates through the outbox, and signing large CRLs.
 //!
-//! Run: `cargo bench --bench foundation` (release build; starts its own durable cluster in
-//! the temp folder and stops it at the end). Results go in BENCHMARKS.md.
+//! Run: `cargo bench --bench hot_paths` (release build; starts its own durable cluster in the
+//! temp folder and stops it at the end). Results go in BENCHMARKS.md.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use hisp_gateway::app::App;
 use hisp_gateway::auth::secrets;
+use hisp_gateway::ca;
 use hisp_gateway::config::{Config, Secret};
 use hisp_gateway::domain::client::ClientKind;
 use hisp_gateway::jobs::{self, JobRegistry, Worker};
-use hisp_gateway::service::{self, Actor};
+use hisp_gateway::service::{self, Actor, pki};
+use hisp_gateway::store;
 use hisp_gateway::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +54,93 @@ async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
     argon2_cost();
     authenticated_requests(pool.clone()).await?;
     outbox(pool.clone(), pg).await?;
+    certificates(pool).await?;
+    Ok(())
+}
+
+fn bench_config() -> Config {
+    let mut config = Config::defaults();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.security.identity_hash_key = Secret::new("bench-identity-key-0123456789abcdef0123");
+    config.ca.key_encryption_key = Secret::new("bench-key-encryption-key-0123456789abcdef");
+    config
+}
+
+async fn certificates(pool: sqlx::PgPool) -> anyhow::Result<()> {
+    const CERTS: usize = 40;
+    let app = App::build(bench_config(), pool.clone(), JobRegistry::new()).await?;
+    let (state, worker) = (app.state().clone(), app.worker());
+    let t = Instant::now();
+    pki::init_ca(&pool, &state.pki, &Actor::cli(), Utc::now()).await?;
+    println!(
+        "ca init (root + issuing, RSA {} each): {:.0} ms",
+        state.config.ca.ca_key_bits,
+        ms(t.elapsed())
+    );
+
+    let reseller =
+        service::clients::create(&pool, ClientKind::Reseller, "bench reseller", &Actor::cli())
+            .await?;
+    let mut conn = pool.acquire().await?;
+    store::organizations::insert(
+        &mut conn,
+        "bench.direct.example",
+        "Bench",
+        "Registered",
+        Some("CoveredEntity"),
+        reseller.client.id,
+    )
+    .await?;
+    drop(conn);
+    let t = Instant::now();
+    for i in 0..CERTS {
+        let req = pki::CertificateRequest {
+            organization: "bench.direct.example".into(),
+            address: Some(format!("user{i}@bench.direct.example")),
+            category: None,
+            years: 1,
+            auto_renew: true,
+        };
+        pki::request_certificate(&pool, &state.pki, &req, &Actor::cli()).await?;
+    }
+    let requested = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(worker.run_until_idle().await?, CERTS);
+    println!(
+        "certificate issuance through the outbox (RSA {} leaf, {} concurrent): {:.1} ms per request, {:.1} certs/s issued",
+        state.config.ca.leaf_key_bits,
+        state.config.jobs.concurrency,
+        ms(requested) / CERTS as f64,
+        CERTS as f64 / t.elapsed().as_secs_f64()
+    );
+
+    let issuer = ca::Authority {
+        cert: pki::authority_certificate(&pool, pki::ISSUING)
+            .await?
+            .unwrap(),
+        key: ca::generate_key(2048)?,
+    };
+    for n in [1_000usize, 10_000] {
+        let revoked: Vec<ca::RevokedEntry> = (0..n)
+            .map(|i| ca::RevokedEntry {
+                serial_hex: format!("{:032X}", i as u128 * 7919 + 1),
+                revoked_at: Utc::now(),
+            })
+            .collect();
+        let t = Instant::now();
+        let crl = ca::sign_crl(
+            &issuer,
+            &revoked,
+            1,
+            Utc::now(),
+            Utc::now() + chrono::TimeDelta::days(7),
+        )?;
+        println!(
+            "CRL signing with {n} entries: {:.1} ms, {} KiB",
+            ms(t.elapsed()),
+            crl.to_der()?.len() / 1024
+        );
+    }
     Ok(())
 }
 
@@ -68,10 +159,7 @@ fn argon2_cost() {
 }
 
 async fn authenticated_requests(pool: sqlx::PgPool) -> anyhow::Result<()> {
-    let mut config = Config::defaults();
-    config.http.listen = "127.0.0.1:0".parse()?;
-    config.security.identity_hash_key = Secret::new("bench-identity-key-0123456789abcdef0123");
-    config.ca.key_encryption_key = Secret::new("bench-key-encryption-key-0123456789abcdef");
+    let config = bench_config();
     let created =
         service::clients::create(&pool, ClientKind::Vendor, "bench", &Actor::cli()).await?;
     let app = App::build(config, pool, JobRegistry::new()).await?;
