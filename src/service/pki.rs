@@ -407,21 +407,9 @@ pub async fn request_certificate(
             auto_renew: req.auto_renew,
             predecessor_id: None,
         };
-        let id = store::pki::insert_request(&mut tx, &new)
+        let id = add_request(&mut tx, ctx, &new, actor, "certificate.request")
             .await?
             .expect("no predecessor, no conflict");
-        jobs::enqueue(
-            &mut tx,
-            &ctx.retry,
-            ISSUE_JOB,
-            serde_json::json!({ "certificate_id": id }),
-        )
-        .await?;
-        store::audit::record(
-            &mut tx,
-            audit(actor, "certificate.request", "certificate", &id.to_string()),
-        )
-        .await?;
         ids.push(id);
     }
     if binding == "domain" && org.status != org_status::ACTIVATED {
@@ -429,6 +417,29 @@ pub async fn request_certificate(
     }
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Adds a `requested` certificate with its issue job and audit record, in the caller's
+/// transaction. `None` when the predecessor already has a successor.
+async fn add_request(
+    tx: &mut PgConnection,
+    ctx: &PkiContext,
+    new: &NewCertificate<'_>,
+    actor: &Actor,
+    action: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let Some(id) = store::pki::insert_request(tx, new).await? else {
+        return Ok(None);
+    };
+    jobs::enqueue(
+        tx,
+        &ctx.retry,
+        ISSUE_JOB,
+        serde_json::json!({ "certificate_id": id }),
+    )
+    .await?;
+    store::audit::record(tx, audit(actor, action, "certificate", &id.to_string())).await?;
+    Ok(Some(id))
 }
 
 /// The `ca.issue` job: signs a requested certificate. Does nothing if it is no longer requested.
@@ -615,24 +626,10 @@ pub async fn maintain(
             predecessor_id: Some(due.id),
         };
         // None: another replica requested the successor first.
-        if let Some(id) = store::pki::insert_request(&mut tx, &new).await? {
-            jobs::enqueue(
-                &mut tx,
-                &ctx.retry,
-                ISSUE_JOB,
-                serde_json::json!({ "certificate_id": id }),
-            )
-            .await?;
-            store::audit::record(
-                &mut tx,
-                audit(
-                    &system,
-                    "certificate.renew",
-                    "certificate",
-                    &due.id.to_string(),
-                ),
-            )
-            .await?;
+        if add_request(&mut tx, ctx, &new, &system, "certificate.renew")
+            .await?
+            .is_some()
+        {
             report.renewals_requested += 1;
         }
         tx.commit().await?;

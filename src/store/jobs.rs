@@ -44,12 +44,18 @@ pub async fn insert(
     .bind(run_at)
     .fetch_one(&mut *conn)
     .await?;
-    // Delivered at commit, so a worker never wakes for a row it cannot see yet.
+    notify(conn).await?;
+    Ok(id)
+}
+
+/// Wakes the workers' LISTEN. Delivered at commit, so a worker never wakes for a row it
+/// cannot see yet.
+async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(NOTIFY_CHANNEL)
         .execute(conn)
         .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// Inserts the job named `singleton` unless it is already queued or running.
@@ -71,10 +77,7 @@ pub async fn insert_singleton(
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 1 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
+        notify(conn).await?;
     }
     Ok(r.rows_affected() == 1)
 }
@@ -191,10 +194,7 @@ pub async fn requeue_dead(conn: &mut PgConnection, id: i64) -> Result<bool, sqlx
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 1 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
+        notify(conn).await?;
     }
     Ok(r.rows_affected() == 1)
 }

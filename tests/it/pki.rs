@@ -129,6 +129,32 @@ async fn save(
     file
 }
 
+/// Downloads a leaf certificate (PEM) through the officer API.
+async fn save_leaf(
+    app: &TestApp,
+    serial: &str,
+    officer: &(uuid::Uuid, String),
+    dir: &Path,
+    name: &str,
+) -> PathBuf {
+    save(
+        app,
+        &format!("/api/v1/certificates/{serial}/pem"),
+        Some(officer),
+        dir,
+        name,
+    )
+    .await
+}
+
+/// Downloads the public root and issuing CA certificates (PEM).
+async fn save_chain(app: &TestApp, dir: &Path) -> (PathBuf, PathBuf) {
+    (
+        save(app, "/pki/root.pem", None, dir, "root.pem").await,
+        save(app, "/pki/issuing.pem", None, dir, "issuing.pem").await,
+    )
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -184,24 +210,9 @@ async fn issued_certificates_verify_with_openssl_and_carry_the_direct_profile() 
     // Trust anchors are public; leaf certificates come from the ops/officer API.
     let officer = app.create_client(ClientKind::Officer).await;
     let dir = tempfile::tempdir().unwrap();
-    let root = save(&app, "/pki/root.pem", None, dir.path(), "root.pem").await;
-    let issuing = save(&app, "/pki/issuing.pem", None, dir.path(), "issuing.pem").await;
-    let org_pem = save(
-        &app,
-        &format!("/api/v1/certificates/{org_serial}/pem"),
-        Some(&officer),
-        dir.path(),
-        "org.pem",
-    )
-    .await;
-    let patient_pem = save(
-        &app,
-        &format!("/api/v1/certificates/{patient_serial}/pem"),
-        Some(&officer),
-        dir.path(),
-        "pt.pem",
-    )
-    .await;
+    let (root, issuing) = save_chain(&app, dir.path()).await;
+    let org_pem = save_leaf(&app, &org_serial, &officer, dir.path(), "org.pem").await;
+    let patient_pem = save_leaf(&app, &patient_serial, &officer, dir.path(), "pt.pem").await;
 
     for leaf in [&org_pem, &patient_pem] {
         let v = openssl(&[
@@ -330,8 +341,7 @@ async fn a_revoked_certificate_is_on_the_served_crl_and_fails_crl_check() {
     assert_eq!(unknown.status(), 404);
 
     let dir = tempfile::tempdir().unwrap();
-    let root = save(&app, "/pki/root.pem", None, dir.path(), "root.pem").await;
-    let issuing = save(&app, "/pki/issuing.pem", None, dir.path(), "issuing.pem").await;
+    let (root, issuing) = save_chain(&app, dir.path()).await;
     let crl_der = save(&app, "/pki/issuing.crl", None, dir.path(), "issuing.crl").await;
     let crl_pem = dir.path().join("issuing-crl.pem");
     let conv = openssl(&[
@@ -356,22 +366,8 @@ async fn a_revoked_certificate_is_on_the_served_crl_and_fails_crl_check() {
     );
     assert!(listing.contains("X509v3 CRL Number"), "{listing}");
 
-    let bad_pem = save(
-        &app,
-        &format!("/api/v1/certificates/{bad}/pem"),
-        Some(&officer),
-        dir.path(),
-        "bad.pem",
-    )
-    .await;
-    let good_pem = save(
-        &app,
-        &format!("/api/v1/certificates/{good}/pem"),
-        Some(&officer),
-        dir.path(),
-        "good.pem",
-    )
-    .await;
+    let bad_pem = save_leaf(&app, &bad, &officer, dir.path(), "bad.pem").await;
+    let good_pem = save_leaf(&app, &good, &officer, dir.path(), "good.pem").await;
     let chk = |leaf: &Path| {
         openssl(&[
             "verify",
