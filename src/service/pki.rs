@@ -412,7 +412,11 @@ pub async fn request_certificate(
             .expect("no predecessor, no conflict");
         ids.push(id);
     }
-    if binding == "domain" && org.status != org_status::ACTIVATED {
+    // A disabled organization stays disabled whatever happens to its certificates.
+    if binding == "domain"
+        && org.status != org_status::ACTIVATED
+        && org.status != org_status::DISABLED
+    {
         organizations::set_status(&mut tx, org.id, org_status::CERTIFICATE_PENDING).await?;
     }
     tx.commit().await?;
@@ -497,7 +501,7 @@ pub async fn issue_requested(
     if let Some(p) = cert.predecessor_id {
         store::pki::mark_renewed(&mut tx, p).await?;
     }
-    if cert.binding == "domain" {
+    if cert.binding == "domain" && org.status != org_status::DISABLED {
         organizations::set_status(&mut tx, org.id, org_status::ACTIVATED).await?;
     }
     let system = Actor {

@@ -306,7 +306,7 @@ pub async fn revoke(
     .await
 }
 
-/// Live certificates past their end: now expired. Returns them.
+/// Live certificates past their end: now expired. Returns (id, organization, binding).
 pub async fn expire_due(
     conn: &mut PgConnection,
     now: DateTime<Utc>,

@@ -949,3 +949,16 @@ async fn the_cli_imports_a_ca_and_issues_revokes_and_publishes_with_it() {
         .unwrap();
     assert_eq!(root, std::fs::read_to_string(&ca_pem).unwrap());
 }
+
+#[tokio::test]
+async fn a_disabled_organization_stays_disabled_when_its_certificate_is_issued() {
+    let app = pki_app().await;
+    let org = add_org(&app, "closed.direct.example", "CoveredEntity").await;
+    sqlx::query("UPDATE organizations SET status = 'Disabled' WHERE id = $1")
+        .bind(org)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    issue(&app, request("closed.direct.example", None, None, 1, true)).await;
+    assert_eq!(org_status(&app, org).await, "Disabled");
+}
