@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
+use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::jobs::{JobRegistry, RetryPolicy, Worker};
 use crate::service::pki::PkiContext;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub retry: RetryPolicy,
     pub pki: Arc<PkiContext>,
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl App {
             pki,
             config: Arc::new(config),
             verifier: Arc::new(Verifier::default()),
+            clock: Clock::default(),
         };
         Ok(Self {
             state,

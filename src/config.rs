@@ -54,6 +54,28 @@ pub struct Config {
     pub ca: CaConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
+    pub soap: SoapConfig,
+    pub offers: OffersConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SoapConfig {
+    /// Answer with MTOM (multipart/related) like the original service, or plain SOAP.
+    pub mtom_responses: bool,
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+/// The price list of the Organization Registration offers, in US dollars.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OffersConfig {
+    /// Yearly price of one address under a CDO offer; CDOn costs n times this.
+    pub cdo_address_price: f64,
+    /// Yearly price of one address under a CDONLP offer.
+    pub cdonlp_address_price: f64,
+    /// Explicit yearly prices of whole offers ("CDO20" = 1500.0) that override the rule above.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

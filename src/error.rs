@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A provisioning rule said no; the SOAP door renders its code.
+    #[error(transparent)]
+    Refused(#[from] crate::domain::provisioning::Refusal),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request did not complete within {0:?}")]
@@ -70,6 +73,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Refused(r) => refusal_status(r),
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Timeout(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +89,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::Refused(_) => "refused",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::Timeout(_) => "timeout",
             AppError::Unavailable => "unavailable",
@@ -97,6 +102,16 @@ impl AppError {
             AppError::Invalid(i) => Some(i.field),
             _ => None,
         }
+    }
+}
+
+fn refusal_status(r: &crate::domain::provisioning::Refusal) -> StatusCode {
+    use crate::domain::provisioning::Refusal as R;
+    match r {
+        R::InsufficientFunds(_) | R::CaptureFailed(_) => StatusCode::PAYMENT_REQUIRED,
+        R::DomainTaken(_) | R::Account(_) | R::Offer(_) => StatusCode::CONFLICT,
+        R::UnknownDomain(_) | R::UnknownAddress(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod ca;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod jobs;
 pub mod rest;
 pub mod service;
+pub mod soap;
 pub mod store;
 pub mod telemetry;
 

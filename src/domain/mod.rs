@@ -2,7 +2,9 @@
 
 pub mod client;
 pub mod identity;
+pub mod offer;
 pub mod pki;
+pub mod provisioning;
 
 /// A value that failed validation at the edge, naming the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,6 +24,9 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
+        if crate::soap::is_soap_path(req.uri().path()) {
+            return crate::soap::too_large(req.headers(), limit);
+        }
         return AppError::PayloadTooLarge { limit }.into_response();
     }
     let timeout = state.config.http.request_timeout;
@@ -71,7 +74,7 @@ const MAX_REWRITTEN_BODY: usize = 16 * 1024;
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+    if !(status.is_client_error() || status.is_server_error()) || has_structured_body(&resp) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -102,11 +105,13 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body.to_string()))
 }
 
-fn is_json(resp: &Response) -> bool {
+/// JSON errors, SOAP faults and other typed bodies are left alone; only the framework's
+/// plain-text (or empty) rejections are reshaped.
+fn has_structured_body(resp: &Response) -> bool {
     resp.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
+        .is_some_and(|v| !v.starts_with("text/plain"))
 }
 
 pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(crate::rest::router())
+        .merge(crate::soap::router())
         .fallback(middleware::not_found)
         // Layers run bottom-up on the way in: the request id exists before anything logs.
         .layer(axum::middleware::from_fn_with_state(

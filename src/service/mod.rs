@@ -1,11 +1,15 @@
 //! Use cases shared by every front door and the CLI. Each one validates, writes in one
 //! transaction with its audit record (and outbox jobs), and returns domain types or `AppError`.
 
+pub mod accounts;
 pub mod clients;
 pub mod demo;
 pub mod identity_import;
 pub mod jobs;
 pub mod pki;
+pub mod provisioning;
+pub mod reports;
+pub mod sessions;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]
@@ -25,6 +29,24 @@ impl Actor {
         Self {
             name: format!("client:{id}"),
             request_id,
+        }
+    }
+}
+
+impl Actor {
+    /// The audit record of this actor doing `action` to an object.
+    pub fn audit<'a>(
+        &'a self,
+        action: &'a str,
+        object_type: &'a str,
+        object_id: &'a str,
+    ) -> crate::store::audit::AuditEntry<'a> {
+        crate::store::audit::AuditEntry {
+            actor: &self.name,
+            action,
+            object_type,
+            object_id,
+            request_id: self.request_id.as_deref(),
         }
     }
 }

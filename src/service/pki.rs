@@ -342,6 +342,20 @@ pub async fn request_certificate(
     req: &CertificateRequest,
     actor: &Actor,
 ) -> AppResult<Vec<i64>> {
+    let mut tx = db.begin().await?;
+    let ids = request_certificate_in(&mut tx, ctx, req, actor).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// `request_certificate` inside the caller's transaction (provisioning requests the
+/// organization's certificate in the same commit that creates it).
+pub async fn request_certificate_in(
+    tx: &mut PgConnection,
+    ctx: &PkiContext,
+    req: &CertificateRequest,
+    actor: &Actor,
+) -> AppResult<Vec<i64>> {
     let domain = DirectDomain::parse(&req.organization)
         .map_err(|e| Invalid::new("organization", e.message))?;
     let address = req
@@ -350,8 +364,7 @@ pub async fn request_certificate(
         .map(DirectAddress::parse)
         .transpose()?;
     let years = ValidityYears::new(req.years)?;
-    let mut tx = db.begin().await?;
-    let org = organizations::find_by_domain(&mut tx, domain.as_str())
+    let org = organizations::find_by_domain(tx, domain.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("organization with domain {domain}")))?;
     if let Some(a) = &address
@@ -378,7 +391,7 @@ pub async fn request_certificate(
         )
         .into());
     }
-    if store::pki::active_authority(&mut tx, ISSUING)
+    if store::pki::active_authority(tx, ISSUING)
         .await?
         .is_none()
     {
@@ -407,7 +420,7 @@ pub async fn request_certificate(
             auto_renew: req.auto_renew,
             predecessor_id: None,
         };
-        let id = add_request(&mut tx, ctx, &new, actor, "certificate.request")
+        let id = add_request(tx, ctx, &new, actor, "certificate.request")
             .await?
             .expect("no predecessor, no conflict");
         ids.push(id);
@@ -417,9 +430,8 @@ pub async fn request_certificate(
         && org.status != org_status::ACTIVATED
         && org.status != org_status::DISABLED
     {
-        organizations::set_status(&mut tx, org.id, org_status::CERTIFICATE_PENDING).await?;
+        organizations::set_status(tx, org.id, org_status::CERTIFICATE_PENDING).await?;
     }
-    tx.commit().await?;
     Ok(ids)
 }
 

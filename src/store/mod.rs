@@ -1,5 +1,6 @@
 //! The only module that speaks SQL. Rows are private `XxxRow` types converted to domain types.
 
+pub mod accounts;
 pub mod audit;
 pub mod clients;
 pub mod embedded;
@@ -7,6 +8,9 @@ pub mod identities;
 pub mod jobs;
 pub mod organizations;
 pub mod pki;
+pub mod provisioning;
+pub mod reports;
+pub mod sessions;
 
 use std::str::FromStr;
 

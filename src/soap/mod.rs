@@ -1,0 +1,84 @@
+//! The SOAP front door: the Organization Registration service (MaxMD style). SOAP 1.1 and 1.2,
+//! plain or MTOM, document/literal wrapped; the WSDL is served from `wsdl/`.
+
+pub mod envelope;
+pub mod mtom;
+mod ops;
+mod render;
+mod wsdl;
+pub mod xml;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::http::request_id::RequestId;
+use envelope::{Fault, SoapVersion};
+
+/// Namespace of the service's operations and types.
+pub const NS: &str = "urn:hisp-gateway:organization-registration:v3";
+pub const PATH: &str = "/registration/services/OrganizationRegistrationService";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(PATH, get(wsdl::serve).post(endpoint))
+}
+
+pub fn is_soap_path(path: &str) -> bool {
+    path == PATH
+}
+
+/// The fault for a body over the limit, in the version the request announced.
+pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
+    let ct = mtom::ContentType::parse(content_type(headers).unwrap_or(""));
+    Fault::sender(
+        SoapVersion::from_content_type(&ct),
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    .into_response()
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+async fn endpoint(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = state.config.http.body_limit_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return too_large(&headers, limit);
+    };
+    let request = match envelope::read(content_type(&headers), &bytes) {
+        Ok(r) => r,
+        Err(fault) => return fault.into_response(),
+    };
+    let version = request.version;
+    let op = &request.operation;
+    if op.ns != NS {
+        return Fault::sender(
+            version,
+            format!(
+                "the operation element {} is in namespace {:?}; this service's is {NS:?}",
+                op.name, op.ns
+            ),
+        )
+        .into_response();
+    }
+    let Some(reply) = ops::call(&state, &op.name, op, request_id.0).await else {
+        return Fault::sender(version, format!("unknown operation {}", op.name)).into_response();
+    };
+    envelope::respond(
+        version,
+        state.config.soap.mtom_responses,
+        &reply.payload,
+        reply.attachments,
+    )
+}
