@@ -63,7 +63,9 @@ impl FromStr for Offer {
             Ok(seats) if SEATS.contains(&seats) && !n.starts_with('0') => Ok(Offer { nlp, seats }),
             _ => Err(Invalid::new(
                 "DirectOfferType",
-                format!("{s:?} is not an offer type; expected CDO<n> or CDONLP<n> with n one of 1-10, 15, 20, 30, 40, 50, 75, 100, 150, 300, 450, 600, 750"),
+                format!(
+                    "{s:?} is not an offer type; expected CDO<n> or CDONLP<n> with n one of 1-10, 15, 20, 30, 40, 50, 75, 100, 150, 300, 450, 600, 750"
+                ),
             )),
         }
     }
@@ -76,7 +78,10 @@ pub struct Cents(pub i64);
 impl Cents {
     pub fn from_dollars(d: f64) -> Result<Self, Invalid> {
         if !d.is_finite() || !(0.0..=1e10).contains(&d) {
-            return Err(Invalid::new("amount", "must be a non-negative amount of dollars"));
+            return Err(Invalid::new(
+                "amount",
+                "must be a non-negative amount of dollars",
+            ));
         }
         Ok(Cents((d * 100.0).round() as i64))
     }
@@ -89,7 +94,10 @@ impl Cents {
         if !ok {
             return Err(Invalid::new("amount", "must be dollars like 250 or 250.00"));
         }
-        Self::from_dollars(s.parse().map_err(|_| Invalid::new("amount", "not a number"))?)
+        Self::from_dollars(
+            s.parse()
+                .map_err(|_| Invalid::new("amount", "not a number"))?,
+        )
     }
     pub fn times(self, n: i64) -> Cents {
         Cents(self.0 * n)
@@ -103,12 +111,13 @@ impl fmt::Display for Cents {
     }
 }
 
-/// The price of an address added during the service period: the yearly price times the part
-/// of a year left until `expires` (rounded to the cent). Zero once the period is over.
-pub fn prorate(yearly: Cents, today: NaiveDate, expires: NaiveDate) -> Cents {
-    let days = (expires - today).num_days().max(0);
-    let cents = (yearly.0 as i128 * days as i128 * 2 + 365) / (365 * 2);
-    Cents(cents as i64)
+/// The price of an address added during the service year `[start, expires)`: the yearly
+/// price times the part of that year still to come (rounded to the cent). The year is the
+/// service year's own length, so a leap year costs no more than any other.
+pub fn prorate(yearly: Cents, today: NaiveDate, start: NaiveDate, expires: NaiveDate) -> Cents {
+    let year = (expires - start).num_days().max(1) as i128;
+    let left = (expires - today).num_days().clamp(0, year as i64) as i128;
+    Cents(((yearly.0 as i128 * left * 2 + year) / (year * 2)) as i64)
 }
 
 #[cfg(test)]
@@ -132,10 +141,14 @@ mod tests {
     fn proration_is_by_days_left_of_a_year() {
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let yearly = Cents(12000);
-        assert_eq!(prorate(yearly, d("2026-01-01"), d("2027-01-01")), Cents(12000));
-        // 73 of 365 days = exactly a fifth.
-        assert_eq!(prorate(yearly, d("2026-10-20"), d("2027-01-01")), Cents(2400));
-        assert_eq!(prorate(yearly, d("2027-02-01"), d("2027-01-01")), Cents(0));
+        let (start, end) = (d("2026-01-01"), d("2027-01-01"));
+        assert_eq!(prorate(yearly, start, start, end), Cents(12000));
+        // 73 of 365 days left = exactly a fifth.
+        assert_eq!(prorate(yearly, d("2026-10-20"), start, end), Cents(2400));
+        assert_eq!(prorate(yearly, d("2027-02-01"), start, end), Cents(0));
+        // A leap service year: 183 of 366 days left is exactly half.
+        let (start, end) = (d("2027-06-01"), d("2028-06-01"));
+        assert_eq!(prorate(yearly, d("2027-12-01"), start, end), Cents(6000));
         assert_eq!(Cents(123456).to_string(), "1234.56");
         assert_eq!(Cents::parse("250.5").unwrap(), Cents(25050));
         assert!(Cents::parse("1.234").is_err());

@@ -19,9 +19,7 @@ pub const SETTINGS: [(&str, bool); 4] = [
 pub struct Settings(pub BTreeMap<String, bool>);
 
 impl Settings {
-    pub fn parse<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, Invalid> {
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, Invalid> {
         let mut out = BTreeMap::new();
         for (name, value) in pairs {
             let name = name.trim();

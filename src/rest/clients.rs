@@ -25,13 +25,11 @@ pub struct CreateClientRequest {
     name: String,
 }
 
-fn require_ops(client: &Client) -> AppResult<()> {
+pub fn require_ops(client: &Client) -> AppResult<()> {
     if client.kind == ClientKind::Ops {
         Ok(())
     } else {
-        Err(AppError::Forbidden(
-            "only ops clients may manage API clients".into(),
-        ))
+        Err(AppError::Forbidden("only ops clients may do this".into()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The REST front door (`/api/v1`) and the public PKI files (`/pki`). Messaging routes join it
 //! in later issues.
 
+mod accounts;
 mod clients;
 mod extract;
 mod pki;
@@ -22,6 +23,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/clients/{id}/disable",
             post(clients::disable_client),
+        )
+        .route("/api/v1/accounts/{reseller_id}", get(accounts::ledger))
+        .route(
+            "/api/v1/accounts/{reseller_id}/credits",
+            post(accounts::credit),
+        )
+        .route(
+            "/api/v1/accounts/{reseller_id}/hold",
+            axum::routing::put(accounts::put_hold).delete(accounts::release_hold),
         )
         .route("/api/v1/certificates", get(pki::list_certificates))
         .route("/api/v1/certificates/{serial}", get(pki::get_certificate))

@@ -59,7 +59,11 @@ pub async fn credit(
     };
     store::accounts::add_entry(&mut tx, &entry).await?;
     let id = reseller.to_string();
-    store::audit::record(&mut tx, actor.audit("account.credit", "reseller_account", &id)).await?;
+    store::audit::record(
+        &mut tx,
+        actor.audit("account.credit", "reseller_account", &id),
+    )
+    .await?;
     tx.commit().await?;
     view(db, reseller).await
 }

@@ -391,10 +391,7 @@ pub async fn request_certificate_in(
         )
         .into());
     }
-    if store::pki::active_authority(tx, ISSUING)
-        .await?
-        .is_none()
-    {
+    if store::pki::active_authority(tx, ISSUING).await?.is_none() {
         return Err(AppError::Conflict(
             "no CA yet: run `hisp-gateway ca init` first".into(),
         ));

@@ -244,9 +244,8 @@ async fn check_new_address(
     a: &AddressInput,
     seen: &mut HashSet<String>,
 ) -> AppResult<(String, String, rows::IndividualRow, Settings)> {
-    let username = parse_username(
-        text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?,
-    )?;
+    let username =
+        parse_username(text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?)?;
     if let Err(u) = UserType::parse(text(&a.user_type)) {
         return Err(Refusal::UnsupportedUserType(u.0).into());
     }
@@ -311,8 +310,11 @@ async fn insert_addresses(
         let id = rows::insert_address(tx, &new).await?;
         if let Some(id) = id {
             let id = id.to_string();
-            store::audit::record(tx, ctx.actor.audit("address.provision", "direct_address", &id))
-                .await?;
+            store::audit::record(
+                tx,
+                ctx.actor.audit("address.provision", "direct_address", &id),
+            )
+            .await?;
         }
         inserted.push(id.is_some());
     }
@@ -506,8 +508,12 @@ pub async fn provision(
         .await?
         .ok_or_else(|| Refusal::DomainTaken(domain.to_string()))?;
     let org_key = org_id.to_string();
-    store::audit::record(&mut tx, ctx.actor.audit("organization.provision", "organization", &org_key))
-        .await?;
+    store::audit::record(
+        &mut tx,
+        ctx.actor
+            .audit("organization.provision", "organization", &org_key),
+    )
+    .await?;
     for (role, people) in [("authorized_user", &users), ("administrator", &admins)] {
         for p in people {
             rows::insert_person(&mut tx, org_id, role, p).await?;
@@ -541,7 +547,15 @@ pub async fn provision(
         category.as_str(),
         valid.len()
     );
-    let payment = pay(&mut tx, ctx, org_id, "ProvisionCertifiedProvider", vec![product], detail).await?;
+    let payment = pay(
+        &mut tx,
+        ctx,
+        org_id,
+        "ProvisionCertifiedProvider",
+        vec![product],
+        detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(SubmitResult {
         error: None,
@@ -575,22 +589,18 @@ async fn resolve_organization(
             Refusal::NoVerifiedOrganization(format!("(certified_id {})", id.get())).into()
         });
     }
-    let name = text(&o.name).ok_or_else(|| {
-        Invalid::new("organization.name", "is required without certified_id")
-    })?;
-    let taxid = text(&o.taxid).ok_or_else(|| {
-        Invalid::new("organization.taxid", "is required without certified_id")
-    })?;
-    let state = text(&o.state).ok_or_else(|| {
-        Invalid::new("organization.state", "is required without certified_id")
-    })?;
+    let name = text(&o.name)
+        .ok_or_else(|| Invalid::new("organization.name", "is required without certified_id"))?;
+    let taxid = text(&o.taxid)
+        .ok_or_else(|| Invalid::new("organization.taxid", "is required without certified_id"))?;
+    let state = text(&o.state)
+        .ok_or_else(|| Invalid::new("organization.state", "is required without certified_id"))?;
     let state = UsState::parse(state).map_err(|_| Refusal::InvalidState(format!("({state})")))?;
     let digits: String = taxid.chars().filter(char::is_ascii_digit).collect();
     rows::verified_org_by_identity(conn, name, &digits, state.as_str())
         .await?
         .ok_or_else(|| {
-            Refusal::NoVerifiedOrganization(format!("(name {name}, taxid, state {state:?})"))
-                .into()
+            Refusal::NoVerifiedOrganization(format!("(name {name}, taxid, state {state:?})")).into()
         })
 }
 
@@ -633,7 +643,9 @@ pub async fn add_addresses(
     let mut tx = ctx.db.begin().await?;
     let org = own_organization(&mut tx, ctx, &domain).await?;
     if org.status == org_status::DISABLED {
-        return Err(AppError::Conflict(format!("organization {domain} is Disabled")));
+        return Err(AppError::Conflict(format!(
+            "organization {domain} is Disabled"
+        )));
     }
     let mut valid = Vec::new();
     let mut errors = BTreeMap::new();
@@ -676,7 +688,10 @@ pub async fn add_addresses(
     let mut results: BTreeMap<usize, ItemResult> = BTreeMap::new();
     for (v, ok) in valid.iter().zip(&inserted) {
         let (status, message) = if *ok {
-            (ItemStatus::Provisioned, format!("{}@{domain} provisioned", v.username))
+            (
+                ItemStatus::Provisioned,
+                format!("{}@{domain} provisioned", v.username),
+            )
         } else {
             let e = Refusal::Account(format!("{}@{domain} already exists", v.username));
             let m = e.to_string();
@@ -702,7 +717,8 @@ pub async fn add_addresses(
             .and_then(|o| o.parse::<Offer>().ok())
             .is_some_and(|o| o.nlp);
         let yearly = Cents::from_dollars(address_price_dollars(ctx.offers, nlp))?;
-        let sale = prorate(yearly, today, expires);
+        let start = org.service_start.unwrap_or(today);
+        let sale = prorate(yearly, today, start, expires);
         let product = Product {
             name: "DirectAddress".into(),
             description: format!(
@@ -716,7 +732,17 @@ pub async fn add_addresses(
             expire_date: expires,
         };
         let detail = format!("{added} additional Direct address(es) for {domain}");
-        Some(pay(&mut tx, ctx, org.id, "AddDirectAddressesToCertifiedProvider", vec![product], detail).await?)
+        Some(
+            pay(
+                &mut tx,
+                ctx,
+                org.id,
+                "AddDirectAddressesToCertifiedProvider",
+                vec![product],
+                detail,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -768,8 +794,11 @@ pub async fn add_users(
                 match rows::insert_person(&mut tx, org.id, "authorized_user", &person).await? {
                     Some(id) => {
                         let id = id.to_string();
-                        store::audit::record(&mut tx, ctx.actor.audit("person.add", "organization_person", &id))
-                            .await?;
+                        store::audit::record(
+                            &mut tx,
+                            ctx.actor.audit("person.add", "organization_person", &id),
+                        )
+                        .await?;
                         ItemResult {
                             key,
                             status: ItemStatus::Provisioned,
@@ -852,9 +881,8 @@ async fn update_one(
     domain: &DirectDomain,
     a: &AddressInput,
 ) -> AppResult<String> {
-    let username = parse_username(
-        text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?,
-    )?;
+    let username =
+        parse_username(text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?)?;
     let id = rows::address_id(tx, domain.as_str(), &username)
         .await?
         .ok_or_else(|| Refusal::UnknownAddress(format!("{username}@{domain}")))?;
@@ -869,7 +897,11 @@ async fn update_one(
     };
     rows::update_address(tx, id, hash.as_deref(), &settings.to_json()).await?;
     let object = id.to_string();
-    store::audit::record(tx, ctx.actor.audit("address.update", "direct_address", &object)).await?;
+    store::audit::record(
+        tx,
+        ctx.actor.audit("address.update", "direct_address", &object),
+    )
+    .await?;
     Ok(match hash {
         Some(_) => "password updated".into(),
         None => "empty password ignored; password unchanged".into(),
@@ -913,7 +945,11 @@ pub async fn list(db: &PgPool, reseller: Uuid) -> AppResult<Vec<OrganizationDeta
     details(db, reseller, None).await
 }
 
-pub async fn check(db: &PgPool, reseller: Uuid, domain: Option<&str>) -> AppResult<OrganizationDetail> {
+pub async fn check(
+    db: &PgPool,
+    reseller: Uuid,
+    domain: Option<&str>,
+) -> AppResult<OrganizationDetail> {
     let domain = parse_domain(domain)?;
     match rows::org_reseller(db, domain.as_str()).await? {
         None => Err(Refusal::UnknownDomain(domain.to_string()).into()),
@@ -972,7 +1008,7 @@ async fn details(
                 domain: o.domain,
                 name: o.name,
                 created_date: o.created_at.date_naive(),
-                tax_id: o.tax_id,
+                tax_id: o.tax_id.map(|t| ein_format(&t)),
                 npi: o.npi,
                 address: street,
                 city: o.city,
@@ -987,4 +1023,13 @@ async fn details(
             }
         })
         .collect())
+}
+
+/// Tax ids are kept as digits; an EIN reads back as NN-NNNNNNN.
+fn ein_format(digits: &str) -> String {
+    if digits.len() == 9 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}", &digits[..2], &digits[2..])
+    } else {
+        digits.to_owned()
+    }
 }

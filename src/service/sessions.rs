@@ -26,7 +26,14 @@ pub async fn login(
     }
     let token = secrets::generate_secret();
     let ttl = TimeDelta::from_std(ttl).map_err(anyhow::Error::from)?;
-    store::sessions::insert(db, &secrets::sha256_hex(token.as_bytes()), id, now, now + ttl).await?;
+    store::sessions::insert(
+        db,
+        &secrets::sha256_hex(token.as_bytes()),
+        id,
+        now,
+        now + ttl,
+    )
+    .await?;
     Ok(token)
 }
 

@@ -176,7 +176,10 @@ pub fn read(content_type: Option<&str>, body: &[u8]) -> Result<Request, Fault> {
         }
     };
     if root.name != "Envelope" {
-        return Err(Fault::sender(version, "the root element is not a SOAP Envelope"));
+        return Err(Fault::sender(
+            version,
+            "the root element is not a SOAP Envelope",
+        ));
     }
     let body = root
         .children
@@ -233,8 +236,14 @@ mod tests {
         );
         let r = read(Some("text/xml; charset=utf-8"), doc.as_bytes()).unwrap();
         assert_eq!(r.version, SoapVersion::V11);
-        assert_eq!((r.operation.ns.as_str(), r.operation.name.as_str()), ("urn:x", "op"));
-        let bad = read(Some("text/xml"), b"<Envelope xmlns='urn:nope'><Body/></Envelope>");
+        assert_eq!(
+            (r.operation.ns.as_str(), r.operation.name.as_str()),
+            ("urn:x", "op")
+        );
+        let bad = read(
+            Some("text/xml"),
+            b"<Envelope xmlns='urn:nope'><Body/></Envelope>",
+        );
         assert_eq!(bad.unwrap_err().code, FaultCode::VersionMismatch);
         let f = read(Some("application/json"), b"{}").unwrap_err();
         assert_eq!(f.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);

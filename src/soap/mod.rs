@@ -43,7 +43,9 @@ pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 async fn endpoint(

@@ -33,7 +33,11 @@ pub struct ContentType {
 impl ContentType {
     pub fn parse(value: &str) -> Self {
         let mut fields = split_params(value).into_iter();
-        let media = fields.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let media = fields
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         let params = fields
             .filter_map(|p| {
                 let (k, v) = p.split_once('=')?;
@@ -112,7 +116,8 @@ pub fn parse_related(ct: &ContentType, body: &[u8]) -> Result<Related, MtomError
             break;
         }
         let start = find(body, b"\n", after).ok_or(MtomError::Malformed("truncated part"))? + 1;
-        let next = find(body, delimiter, start).ok_or(MtomError::Malformed("no closing boundary"))?;
+        let next =
+            find(body, delimiter, start).ok_or(MtomError::Malformed("no closing boundary"))?;
         // The CRLF before a delimiter belongs to the delimiter.
         let mut end = next;
         if end > start && body[end - 1] == b'\n' {
@@ -133,7 +138,11 @@ pub fn parse_related(ct: &ContentType, body: &[u8]) -> Result<Related, MtomError
     let root_index = ct
         .param("start")
         .map(strip_angles)
-        .and_then(|id| parts.iter().position(|p| p.content_id.as_deref() == Some(&id)))
+        .and_then(|id| {
+            parts
+                .iter()
+                .position(|p| p.content_id.as_deref() == Some(&id))
+        })
         .unwrap_or(0);
     let root = parts.remove(root_index);
     let attachments = parts
@@ -167,7 +176,11 @@ fn parse_part(raw: &[u8]) -> Result<Part, MtomError> {
         }
     }
     let body = if transfer_encoding == "base64" {
-        let compact: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        let compact: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
         STANDARD
             .decode(compact)
             .map_err(|_| MtomError::Malformed("a base64 part does not decode"))?
@@ -187,7 +200,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;

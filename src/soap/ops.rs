@@ -53,8 +53,12 @@ pub async fn call(
         "ListProvisionedOrganizations"
         | "CheckProvisionedOrganization"
         | "CheckProvisionedOrganizationWithOtherInfo" => organizations(state, name, op).await,
-        "GetMonthlyMessageStatusReport" => return Some(report(state, name, op, Period::Monthly).await),
-        "GetWeeklyMessageStatusReport" => return Some(report(state, name, op, Period::Weekly).await),
+        "GetMonthlyMessageStatusReport" => {
+            return Some(report(state, name, op, Period::Monthly).await);
+        }
+        "GetWeeklyMessageStatusReport" => {
+            return Some(report(state, name, op, Period::Weekly).await);
+        }
         "GetDailyMessageStatusReport" => return Some(report(state, name, op, Period::Daily).await),
         _ => return None,
     };
@@ -176,10 +180,20 @@ async fn submit(state: &AppState, name: &str, op: &Element, request_id: Option<S
     let domain = op.child_text("DirectDomain");
     let result = match name {
         "ProvisionCertifiedProvider" => {
-            prov::provision(&ctx, domain, op.child_text("DirectOfferType"), form.as_ref()).await
+            prov::provision(
+                &ctx,
+                domain,
+                op.child_text("DirectOfferType"),
+                form.as_ref(),
+            )
+            .await
         }
-        "AddDirectAddressesToCertifiedProvider" => prov::add_addresses(&ctx, domain, form.as_ref()).await,
-        "AddAuthorizedUsersToCertifiedProvider" => prov::add_users(&ctx, domain, form.as_ref()).await,
+        "AddDirectAddressesToCertifiedProvider" => {
+            prov::add_addresses(&ctx, domain, form.as_ref()).await
+        }
+        "AddAuthorizedUsersToCertifiedProvider" => {
+            prov::add_users(&ctx, domain, form.as_ref()).await
+        }
         _ => prov::update_passwords(&ctx, domain, form.as_ref()).await,
     };
     match result {
@@ -193,7 +207,9 @@ async fn organizations(state: &AppState, name: &str, op: &Element) -> String {
         let reseller = reseller(state, op).await?;
         match name {
             "ListProvisionedOrganizations" => prov::list(&state.db, reseller).await,
-            _ => Ok(vec![prov::check(&state.db, reseller, op.child_text("DirectDomain")).await?]),
+            _ => Ok(vec![
+                prov::check(&state.db, reseller, op.child_text("DirectDomain")).await?,
+            ]),
         }
     }
     .await;
@@ -231,8 +247,14 @@ async fn report(state: &AppState, name: &str, op: &Element, period: Period) -> R
                 .ok_or_else(|| Invalid::new("reportDate", "must be a date YYYY-MM-DD"))?,
         };
         let csv = parse_flag(op, "hasCvData", true)?;
-        let rows = reports::status_rows(&state.db, period, day, Some(reseller), op.child_text("DirectDomain"))
-            .await?;
+        let rows = reports::status_rows(
+            &state.db,
+            period,
+            day,
+            Some(reseller),
+            op.child_text("DirectDomain"),
+        )
+        .await?;
         Ok::<_, AppError>((csv, rows))
     }
     .await;

@@ -28,14 +28,19 @@ pub fn message_of(e: &AppError) -> String {
             tracing::error!(error = %format!("{inner:#}"), "internal error in a SOAP operation");
             "internal error".to_owned()
         }
-        AppError::Unauthorized => "authentication failed: unknown credentials, or the sessionId is unknown or expired".into(),
+        AppError::Unauthorized => {
+            "authentication failed: unknown credentials, or the sessionId is unknown or expired"
+                .into()
+        }
         other => other.to_string(),
     }
 }
 
 /// `<ns:OpResponse><return>…</return></ns:OpResponse>` around `body`.
 pub fn wrap(operation: &str, body: &str) -> String {
-    format!(r#"<ns:{operation}Response xmlns:ns="{NS}"><return>{body}</return></ns:{operation}Response>"#)
+    format!(
+        r#"<ns:{operation}Response xmlns:ns="{NS}"><return>{body}</return></ns:{operation}Response>"#
+    )
 }
 
 /// The ResellerAPIResponse fields: code, success, errorMessage.
@@ -61,7 +66,11 @@ fn payment(out: &mut String, p: &Payment) {
     out.push_str("<paymentConfirmation>");
     leaf(out, "orderId", &p.order_id.to_string());
     leaf(out, "amount", &money(p.amount));
-    leaf(out, "orderTime", &p.order_time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    leaf(
+        out,
+        "orderTime",
+        &p.order_time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
     for pr in &p.products {
         out.push_str("<products>");
         leaf(out, "name", &pr.name);
@@ -137,7 +146,11 @@ pub fn organization(out: &mut String, o: &OrganizationDetail, other_info: bool) 
     leaf(out, "name", &o.name);
     leaf(out, "createdDate", &o.created_date.to_string());
     leaf(out, "numOfAddresses", &o.addresses.len().to_string());
-    leaf(out, "numOfAuthorizedUsers", &o.authorized_users.len().to_string());
+    leaf(
+        out,
+        "numOfAuthorizedUsers",
+        &o.authorized_users.len().to_string(),
+    );
     opt(out, "taxid", &o.tax_id);
     opt(out, "npi", &o.npi);
     opt(out, "address", &o.address);
@@ -148,7 +161,11 @@ pub fn organization(out: &mut String, o: &OrganizationDetail, other_info: bool) 
     }
     opt(out, "zipcode", &o.zipcode);
     leaf(out, "organizationStatus", &o.status);
-    leaf(out, "certificateCategory", o.category.as_deref().unwrap_or("CoveredEntity"));
+    leaf(
+        out,
+        "certificateCategory",
+        o.category.as_deref().unwrap_or("CoveredEntity"),
+    );
     for u in &o.authorized_users {
         out.push_str("<authorizedUsers>");
         if let Some(id) = u.idp_id {
@@ -186,7 +203,11 @@ pub fn message_log(out: &mut String, r: &StatusRow) {
     leaf(out, "to", &r.recipient);
     leaf(out, "messageId", &r.smtp_message_id);
     leaf(out, "messageSize", &r.size_bytes.to_string());
-    leaf(out, "status", status_word(&r.status, r.failure_origin.as_deref()));
+    leaf(
+        out,
+        "status",
+        status_word(&r.status, r.failure_origin.as_deref()),
+    );
     opt(out, "statusDetails", &r.failure_reason);
     leaf(out, "ts", &sent_time(r.sent_at));
     opt(out, "xdrId", &r.xdr_message_id);

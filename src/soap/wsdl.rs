@@ -12,10 +12,7 @@ const XSD: &str = include_str!("../../wsdl/OrganizationRegistration.xsd");
 
 /// The served document: the WSDL with its `{{SCHEMA}}` and `{{ADDRESS}}` filled in.
 pub fn document(public_base_url: &str) -> String {
-    let schema = XSD
-        .split_once("?>")
-        .map_or(XSD, |(_, rest)| rest)
-        .trim();
+    let schema = XSD.split_once("?>").map_or(XSD, |(_, rest)| rest).trim();
     let address = format!("{}{PATH}", public_base_url.trim_end_matches('/'));
     WSDL.replace("{{SCHEMA}}", schema)
         .replace("{{ADDRESS}}", &super::xml::escape(&address))

@@ -12,7 +12,10 @@ pub struct AccountRow {
 }
 
 /// Locks the account for the rest of the transaction; `None` when the reseller has none.
-pub async fn lock(conn: &mut PgConnection, reseller: Uuid) -> Result<Option<AccountRow>, sqlx::Error> {
+pub async fn lock(
+    conn: &mut PgConnection,
+    reseller: Uuid,
+) -> Result<Option<AccountRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT balance_cents, capture_hold FROM reseller_accounts WHERE reseller_id = $1 FOR UPDATE",
     )
@@ -22,7 +25,10 @@ pub async fn lock(conn: &mut PgConnection, reseller: Uuid) -> Result<Option<Acco
 }
 
 /// Creates the account on first use and locks it.
-pub async fn lock_or_open(conn: &mut PgConnection, reseller: Uuid) -> Result<AccountRow, sqlx::Error> {
+pub async fn lock_or_open(
+    conn: &mut PgConnection,
+    reseller: Uuid,
+) -> Result<AccountRow, sqlx::Error> {
     sqlx::query("INSERT INTO reseller_accounts (reseller_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(reseller)
         .execute(&mut *conn)
@@ -30,7 +36,11 @@ pub async fn lock_or_open(conn: &mut PgConnection, reseller: Uuid) -> Result<Acc
     Ok(lock(conn, reseller).await?.expect("just opened"))
 }
 
-pub async fn set_balance(conn: &mut PgConnection, reseller: Uuid, cents: i64) -> Result<(), sqlx::Error> {
+pub async fn set_balance(
+    conn: &mut PgConnection,
+    reseller: Uuid,
+    cents: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE reseller_accounts SET balance_cents = $2, updated_at = now() WHERE reseller_id = $1")
         .bind(reseller)
         .bind(cents)
@@ -39,12 +49,18 @@ pub async fn set_balance(conn: &mut PgConnection, reseller: Uuid, cents: i64) ->
     Ok(())
 }
 
-pub async fn set_hold(conn: &mut PgConnection, reseller: Uuid, hold: bool) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reseller_accounts SET capture_hold = $2, updated_at = now() WHERE reseller_id = $1")
-        .bind(reseller)
-        .bind(hold)
-        .execute(conn)
-        .await?;
+pub async fn set_hold(
+    conn: &mut PgConnection,
+    reseller: Uuid,
+    hold: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE reseller_accounts SET capture_hold = $2, updated_at = now() WHERE reseller_id = $1",
+    )
+    .bind(reseller)
+    .bind(hold)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -126,8 +142,10 @@ pub async fn ledger(db: &PgPool, reseller: Uuid) -> Result<Vec<LedgerRow>, sqlx:
 }
 
 pub async fn balance(db: &PgPool, reseller: Uuid) -> Result<Option<AccountRow>, sqlx::Error> {
-    sqlx::query_as("SELECT balance_cents, capture_hold FROM reseller_accounts WHERE reseller_id = $1")
-        .bind(reseller)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(
+        "SELECT balance_cents, capture_hold FROM reseller_accounts WHERE reseller_id = $1",
+    )
+    .bind(reseller)
+    .fetch_optional(db)
+    .await
 }

@@ -97,6 +97,7 @@ pub struct OrgRow {
     pub reseller_id: Uuid,
     pub offer_type: Option<String>,
     pub address_cap: Option<i32>,
+    pub service_start: Option<NaiveDate>,
     pub service_expires: Option<NaiveDate>,
     pub default_settings: serde_json::Value,
 }
@@ -107,7 +108,7 @@ pub async fn lock_org_by_domain(
     domain: &str,
 ) -> Result<Option<OrgRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, domain, status, reseller_id, offer_type, address_cap, service_expires, default_settings
+        "SELECT id, domain, status, reseller_id, offer_type, address_cap, service_start, service_expires, default_settings
          FROM organizations WHERE lower(domain) = lower($1) FOR UPDATE",
     )
     .bind(domain)
@@ -161,10 +162,12 @@ pub async fn insert_organization(
 }
 
 pub async fn domain_taken(conn: &mut PgConnection, domain: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organizations WHERE lower(domain) = lower($1))")
-        .bind(domain)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM organizations WHERE lower(domain) = lower($1))",
+    )
+    .bind(domain)
+    .fetch_one(conn)
+    .await
 }
 
 /// Adds a person in a role; `None` when they already hold it.
@@ -188,7 +191,10 @@ pub async fn insert_person(
     .await
 }
 
-pub async fn count_addresses(conn: &mut PgConnection, organization_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_addresses(
+    conn: &mut PgConnection,
+    organization_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM direct_addresses WHERE organization_id = $1")
         .bind(organization_id)
         .fetch_one(conn)

@@ -11,3 +11,4 @@ mod jobs;
 mod limits;
 mod pki;
 mod shutdown;
+mod soap;
