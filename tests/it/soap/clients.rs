@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::Command;
 
 use super::*;
-use crate::helpers::test_config;
 
 fn have(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
@@ -60,7 +59,6 @@ fn zeep() -> bool {
 #[tokio::test]
 async fn the_wsdl_names_every_operation_and_our_address() {
     let mut opts = TestOptions::default();
-    opts.config = test_config();
     opts.config.http.public_base_url = "https://hisp.example.net/".into();
     let app = TestApp::spawn_with(opts).await;
     let resp = app
@@ -166,7 +164,6 @@ async fn responses_validate_against_our_schema() {
         return;
     }
     let mut opts = TestOptions::default();
-    opts.config = test_config();
     opts.config.soap.mtom_responses = false;
     let f = Fixture::with(opts).await;
     let mode = Mode::Soap12;
@@ -285,9 +282,7 @@ async fn a_wsdl_driven_zeep_client_works_end_to_end() {
         eprintln!("skipped: python3 with zeep is not available and pip could not install it");
         return;
     }
-    let mut opts = TestOptions::default();
-    opts.config = test_config();
-    let f = Fixture::with(opts).await;
+    let f = Fixture::new().await;
     // The WSDL's address must be where the test server listens.
     let base = format!("http://{}", f.app.addr);
     let wsdl_url = format!("{base}{PATH}?wsdl");

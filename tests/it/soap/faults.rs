@@ -2,7 +2,6 @@
 //! without expanding anything.
 
 use super::*;
-use crate::helpers::test_config;
 
 async fn raw(app: &TestApp, content_type: &str, body: &str) -> Reply {
     post(app, content_type, body.as_bytes().to_vec()).await
@@ -128,7 +127,6 @@ async fn entities_doctypes_and_deep_nesting_are_refused() {
 #[tokio::test]
 async fn an_oversize_body_is_a_fault_before_it_is_read() {
     let mut opts = TestOptions::default();
-    opts.config = test_config();
     opts.config.http.body_limit_bytes = 64 * 1024;
     let app = TestApp::spawn_with(opts).await;
     let big = envelope(

@@ -3,7 +3,6 @@
 use chrono::{DateTime, TimeZone};
 
 use super::*;
-use crate::helpers::test_config;
 
 /// An outbound message from `from` (an address of `domain`'s organization) with recipients.
 async fn message(
@@ -265,7 +264,6 @@ async fn reports_cover_their_period_with_the_spec_columns_and_status_words() {
 #[tokio::test]
 async fn plain_soap_responses_carry_the_csv_inline() {
     let mut opts = TestOptions::default();
-    opts.config = test_config();
     opts.config.soap.mtom_responses = false;
     let f = Fixture::with(opts).await;
     seed(&f).await;
