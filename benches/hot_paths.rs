@@ -2,10 +2,13 @@
 //! - an authenticated API request (`GET /api/v1/whoami`, Basic auth, cached argon2 result),
 //! - the first request of a client (full argon2id verification),
 //! - the outbox: enqueueing jobs, and running them with one and with two workers,
-//! - the CA: issuing Direct certificates through the outbox, and signing large CRLs.
+//! - the CA: issuing Direct certificates through the outbox, and signing large CRLs,
+//! - the SOAP Organization Registration service: ListProvisionedOrganizations over 10,000
+//!   organizations and ProvisionCertifiedProvider calls per second.
 //!
 //! Run: `cargo bench --bench hot_paths` (release build; starts its own durable cluster in the
-//! temp folder and stops it at the end). Results go in BENCHMARKS.md.
+//! temp folder and stops it at the end); `HOT_PATHS=soap cargo bench --bench hot_paths` runs
+//! only the sections whose name contains "soap". Results go in BENCHMARKS.md.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -51,10 +54,191 @@ async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
         .await?;
     hisp_gateway::store::MIGRATOR.run(&pool).await?;
 
-    argon2_cost();
-    authenticated_requests(pool.clone()).await?;
-    outbox(pool.clone(), pg).await?;
-    certificates(pool).await?;
+    let only = std::env::var("HOT_PATHS").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || name.contains(only.as_str());
+    if wanted("argon2") {
+        argon2_cost();
+    }
+    if wanted("whoami") {
+        authenticated_requests(pool.clone()).await?;
+    }
+    if wanted("outbox") {
+        outbox(pool.clone(), pg).await?;
+    }
+    if wanted("certificates") {
+        certificates(pool.clone()).await?;
+    }
+    if wanted("soap") {
+        soap_registration(pool).await?;
+    }
+    Ok(())
+}
+
+const SOAP_NS: &str = hisp_gateway::soap::NS;
+
+fn soap12(op: &str, inner: &str) -> String {
+    format!(
+        r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:r="{SOAP_NS}"><e:Body><r:{op}>{inner}</r:{op}></e:Body></e:Envelope>"#
+    )
+}
+
+/// Text of the first `<name>` element in a response.
+fn first<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml.find(&open).map(|i| i + open.len()).unwrap_or(0);
+    let end = xml[start..].find('<').map_or(start, |i| start + i);
+    &xml[start..end]
+}
+
+async fn soap_registration(pool: sqlx::PgPool) -> anyhow::Result<()> {
+    const ORGS: i64 = 10_000;
+    const PROVISIONS: usize = 400;
+    const PROVISION_CONCURRENCY: usize = 8;
+    let app = App::build(bench_config(), pool.clone(), JobRegistry::new()).await?;
+    let state = app.state().clone();
+    let url = format!("http://{}{}", app.local_addr(), hisp_gateway::soap::PATH);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone(), false));
+    if service::pki::authority_certificate(&pool, "issuing")
+        .await?
+        .is_none()
+    {
+        pki::init_ca(&pool, &state.pki, &Actor::cli(), Utc::now()).await?;
+    }
+    let orgs = "certified_id,name,tax_id,state,npi,address_line1,address_line2,city,zip,healthcare_provider,verified_at\n\
+        91001,Bench Clinic,12-3456789,NJ,1234567893,1 Main St,,Trenton,08601,true,2026-01-01\n";
+    let people = "idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at\n91001,Bea,Bench,1970-01-01,1234,2026-01-01\n";
+    service::identity_import::import_readers(
+        &pool,
+        Some(("orgs.csv".into(), Box::new(orgs.as_bytes()))),
+        Some(("people.csv".into(), Box::new(people.as_bytes()))),
+        state.identity_key(),
+        &Actor::cli(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let reseller =
+        service::clients::create(&pool, ClientKind::Reseller, "bench reseller", &Actor::cli())
+            .await?;
+    let rid = reseller.client.id;
+    let amount = hisp_gateway::domain::offer::Cents::parse("100000000")?;
+    service::accounts::credit(&pool, rid, amount, None, &Actor::cli(), Utc::now()).await?;
+    // 10,000 organizations with one address and one authorized user each, as provisioning
+    // leaves them (inserted in bulk: provisioning them one by one is measured below).
+    sqlx::query(
+        "INSERT INTO organizations (domain, name, status, certificate_category, offer_type, address_cap,
+             reseller_id, certified_id, service_start, service_expires)
+         SELECT 'bench-' || g || '.example.org', 'Bench Clinic', 'Activated', 'CoveredEntity', 'CDO5', 5,
+                $1, 91001, current_date, current_date + 365
+         FROM generate_series(1, $2) g",
+    )
+    .bind(rid)
+    .bind(ORGS)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO direct_addresses (organization_id, username, domain, user_type, idp_id, first_name, last_name, password_hash, status)
+         SELECT id, 'bea', domain, 'SMTP', 91001, 'Bea', 'Bench', 'x', 'active' FROM organizations WHERE reseller_id = $1",
+    )
+    .bind(rid)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO organization_people (organization_id, role, idp_id, first_name, last_name)
+         SELECT id, 'authorized_user', 91001, 'Bea', 'Bench' FROM organizations WHERE reseller_id = $1",
+    )
+    .bind(rid)
+    .execute(&pool)
+    .await?;
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(PROVISION_CONCURRENCY)
+        .build()?;
+    let post = |body: String| {
+        http.post(&url)
+            .header("content-type", "application/soap+xml; charset=utf-8")
+            .body(body)
+            .send()
+    };
+    let login = soap12(
+        "Login",
+        &format!(
+            "<username>{rid}</username><password>{}</password>",
+            reseller.secret
+        ),
+    );
+    let text = post(login).await?.text().await?;
+    let session = first(&text, "sessionId").to_owned();
+    anyhow::ensure!(!session.is_empty(), "login failed: {text}");
+
+    let list = soap12(
+        "ListProvisionedOrganizations",
+        &format!("<sessionId>{session}</sessionId>"),
+    );
+    let mut lat = Vec::new();
+    let mut size = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let body = post(list.clone()).await?.bytes().await?;
+        lat.push(t.elapsed());
+        size = body.len();
+        anyhow::ensure!(first(std::str::from_utf8(&body)?, "code") == "000");
+    }
+    lat.sort();
+    println!(
+        "soap ListProvisionedOrganizations, {ORGS} organizations (MTOM): p50 {:.0} ms, max {:.0} ms, {:.1} MiB",
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() - 1]),
+        size as f64 / 1048576.0
+    );
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..PROVISION_CONCURRENCY {
+        let (http, url, session) = (http.clone(), url.clone(), session.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for i in 0..PROVISIONS / PROVISION_CONCURRENCY {
+                let form = "<organization><certified_id>91001</certified_id></organization>\
+                    <authorizedUsers><idp_id>91001</idp_id></authorizedUsers>\
+                    <directAddresses><idp_id>91001</idp_id><username>bea</username><password>Bench-Passw0rd</password></directAddresses>\
+                    <organizationType>CoveredEntity</organizationType>";
+                let body = soap12(
+                    "ProvisionCertifiedProvider",
+                    &format!("<sessionId>{session}</sessionId><DirectDomain>p-{w}-{i}.example.org</DirectDomain><DirectOfferType>CDO5</DirectOfferType><form>{form}</form>"),
+                );
+                let t = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/soap+xml; charset=utf-8")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                lat.push(t.elapsed());
+                assert_eq!(first(&resp, "code"), "000", "{resp}");
+            }
+            lat
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!(
+        "soap ProvisionCertifiedProvider (1 address, argon2id, certificate request, payment), {} calls, {PROVISION_CONCURRENCY} concurrent: {:.1} calls/s, p50 {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() * 99 / 100]),
+    );
+    shutdown.cancel();
+    server.await??;
     Ok(())
 }
 

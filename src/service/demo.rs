@@ -23,6 +23,8 @@ idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at
 80003,Casey,Example,1990-12-05,3333,2026-03-10
 ";
 
+const DEMO_RESELLER_CENTS: i64 = 1_000_00;
+
 /// Creates a client of every kind and upserts the demo identities; returns the new credentials.
 pub async fn seed(
     db: &PgPool,
@@ -38,7 +40,14 @@ pub async fn seed(
     let mut created = Vec::new();
     for kind in ClientKind::ALL {
         let name = format!("Demo {kind}");
-        created.push(clients::create(db, kind, &name, actor).await?);
+        let client = clients::create(db, kind, &name, actor).await?;
+        if kind == ClientKind::Reseller {
+            // Enough for a few provisioning calls over SOAP.
+            let amount = crate::domain::offer::Cents(DEMO_RESELLER_CENTS);
+            let now = chrono::Utc::now();
+            super::accounts::credit(db, client.client.id, amount, Some("demo"), actor, now).await?;
+        }
+        created.push(client);
     }
     Ok(created)
 }
@@ -67,6 +76,10 @@ pub fn banner(created: &[CreatedClient], base_url: &str) -> String {
     let _ = writeln!(
         s,
         "Verified demo identities: organizations 90001-90003, individuals 80001-80003."
+    );
+    let _ = writeln!(
+        s,
+        "The reseller has 1000.00 to provision with: WSDL at {base_url}/registration/services/OrganizationRegistrationService?wsdl"
     );
     s
 }
