@@ -23,7 +23,7 @@ idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at
 80003,Casey,Example,1990-12-05,3333,2026-03-10
 ";
 
-const DEMO_RESELLER_CENTS: i64 = 1_000_00;
+const DEMO_RESELLER_CENTS: i64 = 100_000;
 
 /// Creates a client of every kind and upserts the demo identities; returns the new credentials.
 pub async fn seed(

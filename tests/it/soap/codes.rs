@@ -381,3 +381,34 @@ async fn add_and_update_calls_check_domain_ownership_and_empty_forms() {
     .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test]
+async fn ops_fund_and_inspect_accounts_from_the_cli() {
+    let app = TestApp::spawn().await;
+    let reseller = app.create_client(ClientKind::Reseller).await;
+    let vendor = app.create_client(ClientKind::Vendor).await;
+    let id = reseller.0.to_string();
+    let out = app.cli(&["account", "credit", &id, "25.50", "--memo", "first top-up"]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    let out = app.cli(&["account", "hold", &id]);
+    assert!(out.status.success());
+    let out = app.cli(&["account", "ledger", &id]);
+    let text = crate::helpers::stdout(&out);
+    assert!(text.contains("balance: 25.50"), "{text}");
+    assert!(text.contains("capture_hold: true"), "{text}");
+    assert!(text.contains("first top-up"), "{text}");
+    let out = app.cli(&["account", "credit", &id, "12.345"]);
+    assert!(!out.status.success());
+    assert!(crate::helpers::stderr(&out).contains("amount"));
+    let out = app.cli(&["account", "credit", &vendor.0.to_string(), "5"]);
+    assert!(!out.status.success());
+    assert!(crate::helpers::stderr(&out).contains("not a reseller"));
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action LIKE 'account.%' AND object_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+}
