@@ -111,6 +111,13 @@ impl fmt::Display for Cents {
     }
 }
 
+/// Money travels as a decimal string ("96.00"), never as a float.
+impl serde::Serialize for Cents {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 /// The price of an address added during the service year `[start, expires)`: the yearly
 /// price times the part of that year still to come (rounded to the cent). The year is the
 /// service year's own length, so a leap year costs no more than any other.

@@ -130,12 +130,6 @@ pub struct Product {
     pub expire_date: NaiveDate,
 }
 
-impl serde::Serialize for Cents {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Payment {
     pub order_id: i64,
@@ -266,6 +260,42 @@ async fn check_new_address(
     }
     let person = resolve_person(conn, key, &a.person).await?;
     Ok((username, password, person, settings))
+}
+
+/// Splits an item's error: a rule the item broke is reported on the item; a failure of ours
+/// (database, internal) fails the whole call, so no internals reach an item message.
+fn item_error(e: AppError) -> AppResult<AppError> {
+    match e {
+        AppError::Internal(_) | AppError::Unavailable | AppError::Timeout(_) => Err(e),
+        other => Ok(other),
+    }
+}
+
+/// Checks every new address of a request: the valid ones, and each bad one's error by index.
+async fn check_new_addresses(
+    conn: &mut PgConnection,
+    key: &[u8],
+    domain: &DirectDomain,
+    addresses: &[AddressInput],
+) -> AppResult<(Vec<ValidAddress>, BTreeMap<usize, AppError>)> {
+    let mut valid = Vec::new();
+    let mut errors = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for (index, a) in addresses.iter().enumerate() {
+        match check_new_address(conn, key, domain, a, &mut seen).await {
+            Ok((username, password, person, settings)) => valid.push(ValidAddress {
+                index,
+                username,
+                password,
+                person,
+                settings,
+            }),
+            Err(e) => {
+                errors.insert(index, item_error(e)?);
+            }
+        }
+    }
+    Ok((valid, errors))
 }
 
 fn item_key(a: &AddressInput, index: usize) -> String {
@@ -430,30 +460,15 @@ pub async fn provision(
     for (i, p) in form.authorized_users.iter().enumerate() {
         match resolve_person(&mut conn, ctx.identity_key, p).await {
             Ok(row) => users.push(row),
-            Err(e) => user_errors.push((i, e)),
+            Err(e) => user_errors.push((i, item_error(e)?)),
         }
     }
     let mut admins = Vec::new();
     for p in &form.administrators {
         admins.push(resolve_person(&mut conn, ctx.identity_key, p).await?);
     }
-    let mut valid = Vec::new();
-    let mut errors = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for (i, a) in form.addresses.iter().enumerate() {
-        match check_new_address(&mut conn, ctx.identity_key, &domain, a, &mut seen).await {
-            Ok((username, password, person, settings)) => valid.push(ValidAddress {
-                index: i,
-                username,
-                password,
-                person,
-                settings,
-            }),
-            Err(e) => {
-                errors.insert(i, e);
-            }
-        }
-    }
+    let (valid, errors) =
+        check_new_addresses(&mut conn, ctx.identity_key, &domain, &form.addresses).await?;
     drop(conn);
     // All or nothing: one bad item and the organization is not created.
     if !errors.is_empty() || !user_errors.is_empty() {
@@ -647,23 +662,8 @@ pub async fn add_addresses(
             "organization {domain} is Disabled"
         )));
     }
-    let mut valid = Vec::new();
-    let mut errors = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for (i, a) in form.addresses.iter().enumerate() {
-        match check_new_address(&mut tx, ctx.identity_key, &domain, a, &mut seen).await {
-            Ok((username, password, person, settings)) => valid.push(ValidAddress {
-                index: i,
-                username,
-                password,
-                person,
-                settings,
-            }),
-            Err(e) => {
-                errors.insert(i, e);
-            }
-        }
-    }
+    let (valid, mut errors) =
+        check_new_addresses(&mut tx, ctx.identity_key, &domain, &form.addresses).await?;
     let cap = i64::from(org.address_cap.unwrap_or(i32::MAX));
     let existing = rows::count_addresses(&mut tx, org.id).await?;
     if existing + valid.len() as i64 > cap {
@@ -813,6 +813,7 @@ pub async fn add_users(
                 }
             }
             Err(e) => {
+                let e = item_error(e)?;
                 let r = ItemResult {
                     key,
                     status: ItemStatus::ProvisionFailed,
@@ -857,6 +858,7 @@ pub async fn update_passwords(
                 message,
             }),
             Err(e) => {
+                let e = item_error(e)?;
                 addresses.push(ItemResult {
                     key,
                     status: ItemStatus::UpdateFailed,

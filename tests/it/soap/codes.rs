@@ -372,6 +372,31 @@ async fn add_and_update_calls_check_domain_ownership_and_empty_forms() {
             r.assert_code("010", "DirectDomain");
         }
     }
+    // A disabled organization takes no new addresses (099, with the reason).
+    let session = f.login(Mode::Mtom).await;
+    let form = standard_form(&address(8001, "ada", "Str0ng-Passw0rd"));
+    f.call(
+        Mode::Mtom,
+        "ProvisionCertifiedProvider",
+        &provision_body(&session, "off.example.org", "CDO5", &form),
+    )
+    .await
+    .assert_code("000", "");
+    sqlx::query("UPDATE organizations SET status = 'Disabled' WHERE domain = 'off.example.org'")
+        .execute(&f.app.db.pool)
+        .await
+        .unwrap();
+    for mode in MODES {
+        let session = f.login(mode).await;
+        let r = f
+            .call(
+                mode,
+                "AddDirectAddressesToCertifiedProvider",
+                &format!("<sessionId>{session}</sessionId><DirectDomain>off.example.org</DirectDomain><form>{}</form>", address(8002, "ben", "Passw0rd-123")),
+            )
+            .await;
+        r.assert_code("099", "Disabled");
+    }
     // Nothing of theirs changed.
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM direct_addresses WHERE domain = 'theirs.example.org'",
