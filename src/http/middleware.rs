@@ -18,21 +18,24 @@ use crate::telemetry::HTTP_DURATION;
 /// may take. Bodies without a length are capped while they stream (`DefaultBodyLimit`).
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = state.config.http.body_limit_bytes;
+    // The SOAP door answers these with faults; every other door with the JSON error.
+    let soap_headers = crate::soap::is_soap_path(req.uri().path()).then(|| req.headers().clone());
+    let render = |e: AppError| match &soap_headers {
+        Some(headers) => crate::soap::fault_for(headers, &e),
+        None => e.into_response(),
+    };
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        if crate::soap::is_soap_path(req.uri().path()) {
-            return crate::soap::too_large(req.headers(), limit);
-        }
-        return AppError::PayloadTooLarge { limit }.into_response();
+        return render(AppError::PayloadTooLarge { limit });
     }
     let timeout = state.config.http.request_timeout;
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => AppError::Timeout(timeout).into_response(),
+        Err(_) => render(AppError::Timeout(timeout)),
     }
 }
 

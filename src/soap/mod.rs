@@ -11,11 +11,12 @@ pub mod xml;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::app::AppState;
+use crate::error::AppError;
 use crate::http::request_id::RequestId;
 use envelope::{Fault, SoapVersion};
 
@@ -31,15 +32,16 @@ pub fn is_soap_path(path: &str) -> bool {
     path == PATH
 }
 
-/// The fault for a body over the limit, in the version the request announced.
-pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
+/// The fault for a request the HTTP layer refused (too large, too slow), in the version the
+/// request announced: the caller's fault for a body over the limit, ours for a timeout.
+pub fn fault_for(headers: &HeaderMap, e: &AppError) -> Response {
     let ct = mtom::ContentType::parse(content_type(headers).unwrap_or(""));
-    Fault::sender(
-        SoapVersion::from_content_type(&ct),
-        format!("the request body is larger than the limit of {limit} bytes"),
-    )
-    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-    .into_response()
+    let version = SoapVersion::from_content_type(&ct);
+    let fault = match e {
+        AppError::PayloadTooLarge { .. } => Fault::sender(version, e.to_string()),
+        _ => Fault::receiver(version, e.to_string()),
+    };
+    fault.with_status(e.status()).into_response()
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
@@ -56,7 +58,7 @@ async fn endpoint(
 ) -> Response {
     let limit = state.config.http.body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return too_large(&headers, limit);
+        return fault_for(&headers, &AppError::PayloadTooLarge { limit });
     };
     let request = match envelope::read(content_type(&headers), &bytes) {
         Ok(r) => r,

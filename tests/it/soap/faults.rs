@@ -161,3 +161,25 @@ fn futures_stream(
         data.chunks(8192).map(|c| Ok(c.to_vec())).collect();
     tokio_stream::iter(chunks)
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_our_fault() {
+    let mut opts = TestOptions::default();
+    // Zero: the first database wait of any operation runs out of time.
+    opts.config.http.request_timeout = std::time::Duration::ZERO;
+    let app = TestApp::spawn_with(opts).await;
+    let login = "<username>00000000-0000-0000-0000-000000000000</username><password>x</password>";
+    let (ct, body) = request(Mode::Soap12, "Login", login);
+    let r = post(&app, &ct, body).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.fault_code(), "soap:Receiver");
+    assert!(
+        r.fault_reason().contains("did not complete"),
+        "{}",
+        r.fault_reason()
+    );
+    let (ct, body) = request(Mode::Soap11, "Login", login);
+    let r = post(&app, &ct, body).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.fault_code(), "soap:Server");
+}
