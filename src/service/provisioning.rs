@@ -636,6 +636,45 @@ async fn own_organization(
     Ok(org)
 }
 
+/// Which list of the form an add/update call works on.
+#[derive(Clone, Copy)]
+enum Items {
+    Addresses,
+    Users,
+}
+
+/// The common start of the add/update calls: a valid domain, a form with items, and the
+/// caller's own organization, locked in a new transaction.
+async fn open_form_call<'f>(
+    ctx: &Ctx<'_>,
+    domain: Option<&str>,
+    form: Option<&'f DirectForm>,
+    items: Items,
+) -> AppResult<(
+    DirectDomain,
+    &'f DirectForm,
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    rows::OrgRow,
+)> {
+    let domain = parse_domain(domain)?;
+    let (has_items, list) = match items {
+        Items::Addresses => (
+            form.is_some_and(|f| !f.addresses.is_empty()),
+            "directAddresses",
+        ),
+        Items::Users => (
+            form.is_some_and(|f| !f.authorized_users.is_empty()),
+            "authorizedUsers",
+        ),
+    };
+    let form = form
+        .filter(|_| has_items)
+        .ok_or_else(|| Refusal::EmptyForm(format!("(form.{list} is empty)")))?;
+    let mut tx = ctx.db.begin().await?;
+    let org = own_organization(&mut tx, ctx, &domain).await?;
+    Ok((domain, form, tx, org))
+}
+
 fn first_error(items: &[ItemResult], errors: Vec<AppError>) -> Option<AppError> {
     if items.iter().all(ItemResult::success) {
         None
@@ -651,12 +690,7 @@ pub async fn add_addresses(
     domain: Option<&str>,
     form: Option<&DirectForm>,
 ) -> AppResult<SubmitResult> {
-    let domain = parse_domain(domain)?;
-    let form = form
-        .filter(|f| !f.addresses.is_empty())
-        .ok_or_else(|| Refusal::EmptyForm("(form.directAddresses is empty)".into()))?;
-    let mut tx = ctx.db.begin().await?;
-    let org = own_organization(&mut tx, ctx, &domain).await?;
+    let (domain, form, mut tx, org) = open_form_call(ctx, domain, form, Items::Addresses).await?;
     if org.status == org_status::DISABLED {
         return Err(AppError::Conflict(format!(
             "organization {domain} is Disabled"
@@ -776,12 +810,7 @@ pub async fn add_users(
     domain: Option<&str>,
     form: Option<&DirectForm>,
 ) -> AppResult<SubmitResult> {
-    let domain = parse_domain(domain)?;
-    let form = form
-        .filter(|f| !f.authorized_users.is_empty())
-        .ok_or_else(|| Refusal::EmptyForm("(form.authorizedUsers is empty)".into()))?;
-    let mut tx = ctx.db.begin().await?;
-    let org = own_organization(&mut tx, ctx, &domain).await?;
+    let (_, form, mut tx, org) = open_form_call(ctx, domain, form, Items::Users).await?;
     let mut users = Vec::new();
     let mut errors = Vec::new();
     for (i, p) in form.authorized_users.iter().enumerate() {
@@ -841,12 +870,7 @@ pub async fn update_passwords(
     domain: Option<&str>,
     form: Option<&DirectForm>,
 ) -> AppResult<SubmitResult> {
-    let domain = parse_domain(domain)?;
-    let form = form
-        .filter(|f| !f.addresses.is_empty())
-        .ok_or_else(|| Refusal::EmptyForm("(form.directAddresses is empty)".into()))?;
-    let mut tx = ctx.db.begin().await?;
-    own_organization(&mut tx, ctx, &domain).await?;
+    let (domain, form, mut tx, _) = open_form_call(ctx, domain, form, Items::Addresses).await?;
     let mut addresses = Vec::new();
     let mut errors = Vec::new();
     for (i, a) in form.addresses.iter().enumerate() {
