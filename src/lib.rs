@@ -6,6 +6,7 @@ pub mod ca;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod direct;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod service;
 pub mod soap;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 /// One rustls crypto provider for the whole process (sqlx, reqwest); installing twice is fine.
 pub fn install_crypto_provider() {
