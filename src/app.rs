@@ -12,6 +12,8 @@ use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::jobs::{JobRegistry, RetryPolicy, Worker};
+use crate::http::rate_limit::RateLimiter;
+use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
 
 #[derive(Clone)]
@@ -22,6 +24,8 @@ pub struct AppState {
     pub retry: RetryPolicy,
     pub pki: Arc<PkiContext>,
     pub clock: Clock,
+    pub messaging: Arc<MessagingContext>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -52,7 +56,12 @@ impl App {
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
         let retry = RetryPolicy::from_config(&config.jobs);
         let pki = Arc::new(PkiContext::from_config(&config));
-        let mut registry = job_registry(db.clone(), pki.clone());
+        let messaging = Arc::new(MessagingContext::from_config(&config));
+        let limiter = Arc::new(RateLimiter::new(
+            config.messaging.rate_per_second,
+            config.messaging.rate_burst,
+        ));
+        let mut registry = job_registry(db.clone(), pki.clone(), messaging.clone());
         registry.merge(extra);
         let worker = Worker::new(db.clone(), registry, &config.jobs);
         let state = AppState {
@@ -62,6 +71,8 @@ impl App {
             config: Arc::new(config),
             verifier: Arc::new(Verifier::default()),
             clock: Clock::default(),
+            messaging,
+            limiter,
         };
         Ok(Self {
             state,
@@ -174,8 +185,13 @@ fn local_secret(
 }
 
 /// The job handlers of the gateway.
-pub fn job_registry(db: PgPool, pki: Arc<PkiContext>) -> JobRegistry {
+pub fn job_registry(
+    db: PgPool,
+    pki: Arc<PkiContext>,
+    messaging: Arc<MessagingContext>,
+) -> JobRegistry {
     let mut r = JobRegistry::new();
-    crate::service::pki::register_jobs(&mut r, db, pki);
+    crate::service::pki::register_jobs(&mut r, db.clone(), pki);
+    crate::service::messaging::delivery::register_jobs(&mut r, db, messaging);
     r
 }

@@ -474,7 +474,11 @@ async fn ca(
             // Issue now rather than waiting for a server's worker.
             let worker = Worker::new(
                 db.clone(),
-                app::job_registry(db.clone(), pki.clone()),
+                app::job_registry(
+                    db.clone(),
+                    pki.clone(),
+                    std::sync::Arc::new(service::messaging::MessagingContext::from_config(config)),
+                ),
                 &config.jobs,
             );
             worker.run_until_idle().await?;

@@ -56,6 +56,32 @@ pub struct Config {
     pub demo: DemoConfig,
     pub soap: SoapConfig,
     pub offers: OffersConfig,
+    pub messaging: MessagingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingConfig {
+    /// Largest send_ccda body; larger requests get 413.
+    pub body_limit_bytes: usize,
+    pub max_attachments: usize,
+    /// A recipient without a final status this long after acceptance becomes FAILED-TO.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delays between attempts to push an inbound message or a notification to a vendor.
+    #[serde(deserialize_with = "durations")]
+    pub delivery_retry_schedule: Vec<Duration>,
+    /// How long one push to a vendor's endpoint may take.
+    #[serde(with = "humantime_serde")]
+    pub delivery_timeout: Duration,
+    /// Requests per second one vendor may make to the messaging routes (per replica), and the
+    /// burst above that rate it may use up.
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    /// Lifetime of an OAuth2 access token.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// OID naming this gateway as the source of the XDM packages it makes.
+    pub xdm_source_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +264,24 @@ impl Config {
         anyhow::ensure!(
             self.ca.crl_validity.as_secs() >= 3600,
             "ca.crl_validity must be at least 1h"
+        );
+        let m = &self.messaging;
+        anyhow::ensure!(
+            m.timeout >= Duration::from_secs(1) && m.timeout <= Duration::from_secs(65 * 60),
+            "messaging.timeout must be between 1s and 65m, so that FAILED-TO lands under 70 minutes"
+        );
+        anyhow::ensure!(
+            m.body_limit_bytes > 0 && m.max_attachments > 0,
+            "messaging.body_limit_bytes and messaging.max_attachments must be positive"
+        );
+        anyhow::ensure!(
+            m.rate_per_second > 0 && m.rate_burst > 0,
+            "messaging.rate_per_second and messaging.rate_burst must be positive"
+        );
+        anyhow::ensure!(
+            crate::ca::der::is_valid_oid(&m.xdm_source_id),
+            "messaging.xdm_source_id {:?} is not a dotted OID",
+            m.xdm_source_id
         );
         Ok(self)
     }

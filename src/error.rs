@@ -15,6 +15,9 @@ use crate::domain::Invalid;
 pub enum AppError {
     #[error("{0}")]
     Invalid(#[from] Invalid),
+    /// Invalid input on a door whose spec answers 400 for it (messaging), naming the field.
+    #[error("{0}")]
+    BadRequest(Invalid),
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("authentication required")]
@@ -30,6 +33,8 @@ pub enum AppError {
     Refused(#[from] crate::domain::provisioning::Refusal),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("too many requests; retry after {retry_after:?}")]
+    TooManyRequests { retry_after: Duration },
     #[error("request did not complete within {0:?}")]
     Timeout(Duration),
     #[error("the database is unavailable")]
@@ -68,13 +73,14 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::Malformed(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Refused(r) => refusal_status(r),
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Timeout(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +90,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Invalid(_) => "invalid",
+            AppError::BadRequest(_) => "invalid",
             AppError::Malformed(_) => "malformed",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -91,6 +98,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Refused(_) => "refused",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::Timeout(_) => "timeout",
             AppError::Unavailable => "unavailable",
             AppError::Internal(_) => "internal",
@@ -99,7 +107,7 @@ impl AppError {
 
     fn field(&self) -> Option<&'static str> {
         match self {
-            AppError::Invalid(i) => Some(i.field),
+            AppError::Invalid(i) | AppError::BadRequest(i) => Some(i.field),
             _ => None,
         }
     }
@@ -133,6 +141,11 @@ impl IntoResponse for AppError {
             },
         };
         let mut resp = (self.status(), Json(body)).into_response();
+        if let AppError::TooManyRequests { retry_after } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if matches!(self, AppError::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -24,7 +24,20 @@ impl KeyEncryptionKey {
     }
 
     pub fn seal(&self, key: &PKey<Private>) -> anyhow::Result<Vec<u8>> {
-        let der = key.private_key_to_der()?;
+        self.seal_with(AAD, &key.private_key_to_der()?)
+    }
+
+    /// Seals other secrets we must be able to use again (credentials we present to vendors,
+    /// webhook signing keys). `purpose` binds the ciphertext to its use.
+    pub fn seal_bytes(&self, purpose: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.seal_with(purpose.as_bytes(), data)
+    }
+
+    pub fn open_bytes(&self, purpose: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.open_with(purpose.as_bytes(), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], der: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         rand_bytes(&mut nonce)?;
         let mut tag = [0u8; 16];
@@ -32,24 +45,28 @@ impl KeyEncryptionKey {
             Cipher::aes_256_gcm(),
             &self.0,
             Some(&nonce),
-            AAD,
-            &der,
+            aad,
+            der,
             &mut tag,
         )?;
         Ok([MAGIC.as_slice(), &nonce, &tag, &ct].concat())
     }
 
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<PKey<Private>> {
+        let der = self.open_with(AAD, sealed)?;
+        Ok(PKey::private_key_from_der(&der)?)
+    }
+
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(
             sealed.len() > 32 && &sealed[..4] == MAGIC,
             "not a sealed key"
         );
         let (nonce, rest) = sealed[4..].split_at(12);
         let (tag, ct) = rest.split_at(16);
-        let der = decrypt_aead(Cipher::aes_256_gcm(), &self.0, Some(nonce), AAD, ct, tag).map_err(|_| {
-            anyhow::anyhow!("a private key cannot be decrypted: the key-encryption key (ca.key_encryption_key) is not the one it was sealed with")
-        })?;
-        Ok(PKey::private_key_from_der(&der)?)
+        decrypt_aead(Cipher::aes_256_gcm(), &self.0, Some(nonce), aad, ct, tag).map_err(|_| {
+            anyhow::anyhow!("a sealed secret cannot be decrypted: the key-encryption key (ca.key_encryption_key) is not the one it was sealed with")
+        })
     }
 }
 

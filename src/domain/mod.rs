@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod identity;
+pub mod messaging;
 pub mod offer;
 pub mod pki;
 pub mod provisioning;

@@ -17,7 +17,12 @@ use crate::telemetry::HTTP_DURATION;
 /// Refuses bodies announced as too large before reading a byte, and bounds the time a request
 /// may take. Bodies without a length are capped while they stream (`DefaultBodyLimit`).
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.config.http.body_limit_bytes;
+    // send_ccda carries whole documents and has its own, larger limit.
+    let limit = if req.uri().path() == crate::rest::messaging::SEND_PATH {
+        state.config.messaging.body_limit_bytes
+    } else {
+        state.config.http.body_limit_bytes
+    };
     // The SOAP door answers these with faults; every other door with the JSON error.
     let soap_headers = crate::soap::is_soap_path(req.uri().path()).then(|| req.headers().clone());
     let render = |e: AppError| match &soap_headers {

@@ -2,6 +2,7 @@
 
 mod health;
 mod middleware;
+pub mod rate_limit;
 pub mod request_id;
 
 use axum::Router;
@@ -22,7 +23,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.http.body_limit_bytes;
     Router::new()
         .merge(health::router())
-        .merge(crate::rest::router())
+        .merge(crate::rest::router(state.config.messaging.body_limit_bytes))
         .merge(crate::soap::router())
         .fallback(middleware::not_found)
         // Layers run bottom-up on the way in: the request id exists before anything logs.

@@ -29,3 +29,14 @@ pub async fn enqueue(
 ) -> Result<i64, sqlx::Error> {
     store::jobs::insert(conn, kind, &payload, policy.max_attempts(), Utc::now()).await
 }
+
+/// Like `enqueue`, for a job that must not run before `run_at` (timeouts).
+pub async fn enqueue_at(
+    conn: &mut PgConnection,
+    policy: &RetryPolicy,
+    kind: &str,
+    payload: serde_json::Value,
+    run_at: chrono::DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    store::jobs::insert(conn, kind, &payload, policy.max_attempts(), run_at).await
+}

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::retry::RetryPolicy;
+
 /// A claimed job as its handler sees it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -14,6 +16,8 @@ pub struct Job {
     pub payload: serde_json::Value,
     /// 1 on the first run.
     pub attempt: i32,
+    /// The last attempt the job gets; a handler can give up cleanly on it.
+    pub max_attempts: i32,
     /// The clock of this run: normally the time it was claimed; tests step it forward to
     /// exercise expiries and schedules without waiting.
     pub now: chrono::DateTime<chrono::Utc>,
@@ -36,6 +40,7 @@ type Handler = Arc<dyn Fn(Job) -> BoxFuture + Send + Sync>;
 pub struct JobRegistry {
     handlers: HashMap<String, Handler>,
     recurring: HashMap<String, Duration>,
+    policies: HashMap<String, RetryPolicy>,
 }
 
 impl JobRegistry {
@@ -70,11 +75,32 @@ impl JobRegistry {
         self.register(kind, handler)
     }
 
+    /// Registers a handler whose retries follow `policy` instead of the worker's default
+    /// (jobs of this kind must also be enqueued with it, which sets their attempts).
+    pub fn register_with_retry<F, Fut>(
+        &mut self,
+        kind: &str,
+        policy: RetryPolicy,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.policies.insert(kind.to_owned(), policy);
+        self.register(kind, handler)
+    }
+
     /// Adds every handler of `other` (its registrations win).
     pub fn merge(&mut self, other: JobRegistry) -> &mut Self {
         self.handlers.extend(other.handlers);
         self.recurring.extend(other.recurring);
+        self.policies.extend(other.policies);
         self
+    }
+
+    pub(crate) fn policy(&self, kind: &str) -> Option<&RetryPolicy> {
+        self.policies.get(kind)
     }
 
     pub(crate) fn get(&self, kind: &str) -> Option<Handler> {

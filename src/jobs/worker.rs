@@ -141,6 +141,7 @@ impl Worker {
             kind: claimed.kind.clone(),
             payload: claimed.payload,
             attempt: claimed.attempts,
+            max_attempts: claimed.max_attempts,
             now,
         };
         let outcome = match inner.registry.get(&claimed.kind) {
@@ -179,7 +180,8 @@ impl Worker {
                 None => ("done", Outcome::Done),
             },
             Err(JobError::Transient(e)) if claimed.attempts < claimed.max_attempts => {
-                let delay = inner.policy.delay_after(claimed.attempts);
+                let policy = inner.registry.policy(&kind).unwrap_or(&inner.policy);
+                let delay = policy.delay_after(claimed.attempts);
                 tracing::warn!(job_id = claimed.id, kind = %kind, attempt = claimed.attempts, retry_in = ?delay, error = %e, "job failed; will retry");
                 retry_error = e;
                 (

@@ -1,20 +1,55 @@
-//! The REST front door (`/api/v1`) and the public PKI files (`/pki`). Messaging routes join it
-//! in later issues.
+//! The REST front doors: `/api/v1` (ops, resellers, vendors' set-up), the MedAllies-style
+//! messaging API (`/MessagingAPI`, `/oauth2/token`) and the public PKI files (`/pki`).
 
 mod accounts;
 mod clients;
 mod extract;
+pub mod messaging;
+pub mod openapi;
 mod pki;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
 
 pub use extract::JsonBody;
 
-pub fn router() -> Router<AppState> {
+pub fn router(messaging_body_limit: usize) -> Router<AppState> {
     Router::new()
+        .route(
+            messaging::SEND_PATH,
+            post(messaging::send_ccda).layer(DefaultBodyLimit::max(messaging_body_limit)),
+        )
+        .route("/MessagingAPI/dirmsg/status", get(messaging::status))
+        .route("/MessagingAPI/dirmsg/messages", get(messaging::list_messages))
+        .route("/oauth2/token", post(messaging::token))
+        .route(
+            "/api/v1/messaging/endpoints/{address}",
+            get(messaging::get_endpoint).put(messaging::put_endpoint),
+        )
+        .route(
+            "/api/v1/messaging/signing-secret",
+            get(messaging::signing_secret),
+        )
+        .route(
+            "/api/v1/messaging/signing-secret/rotate",
+            post(messaging::rotate_signing_secret),
+        )
+        .route(
+            "/api/v1/messaging/grants",
+            get(messaging::list_grants).post(messaging::create_grant),
+        )
+        .route(
+            "/api/v1/messaging/grants/{client_id}/{domain}",
+            axum::routing::delete(messaging::delete_grant),
+        )
+        .route(
+            "/api/v1/addresses/{address}/status",
+            axum::routing::put(messaging::put_address_status),
+        )
+        .route("/api/v1/reports/messages", get(messaging::message_report))
         .route("/api/v1/whoami", get(clients::whoami))
         .route(
             "/api/v1/clients",
@@ -58,4 +93,5 @@ pub fn router() -> Router<AppState> {
         .route("/pki/root.crl", get(pki::root_crl))
         .route("/pki/issuing.crl", get(pki::issuing_crl))
         .route("/pki/anchors.pem", get(pki::anchors))
+        .merge(openapi::router())
 }

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod demo;
 pub mod identity_import;
 pub mod jobs;
+pub mod messaging;
 pub mod pki;
 pub mod provisioning;
 pub mod reports;

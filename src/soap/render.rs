@@ -11,12 +11,14 @@ use crate::store::reports::StatusRow;
 /// The `ResellerAPIResponse.code` for an error of the service layer.
 pub fn code_of(e: &AppError) -> &'static str {
     match e {
-        AppError::Invalid(_) | AppError::Malformed(_) => "010",
+        AppError::Invalid(_) | AppError::BadRequest(_) | AppError::Malformed(_) => "010",
         AppError::Unauthorized => "011",
         AppError::Forbidden(_) => "013",
         AppError::NotFound(_) => "012",
         AppError::Refused(r) => r.code(),
-        AppError::Conflict(_) | AppError::PayloadTooLarge { .. } => "099",
+        AppError::Conflict(_)
+        | AppError::PayloadTooLarge { .. }
+        | AppError::TooManyRequests { .. } => "099",
         AppError::Timeout(_) | AppError::Unavailable | AppError::Internal(_) => "999",
     }
 }

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod embedded;
 pub mod identities;
 pub mod jobs;
+pub mod messaging;
 pub mod organizations;
 pub mod pki;
 pub mod provisioning;

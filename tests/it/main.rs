@@ -9,6 +9,7 @@ mod health;
 mod identity;
 mod jobs;
 mod limits;
+mod messaging;
 mod pki;
 mod shutdown;
 mod soap;

@@ -1,0 +1,435 @@
+//! REST messaging: accepting a vendor's message (validated, built into MIME, committed with
+//! its recipients and jobs before the reply), its status, and the vendor's listing.
+//! `delivery` holds the jobs that move it on; `admin` the grants, endpoints and tokens.
+
+pub mod admin;
+pub mod delivery;
+pub mod inbound;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::ca::sealed::KeyEncryptionKey;
+use crate::config::{Config, MessagingConfig};
+use crate::direct::{mime, xdm};
+use crate::domain::Invalid;
+use crate::domain::messaging::{SendRequest, Status};
+use crate::domain::pki::organization_status;
+use crate::error::{AppError, AppResult};
+use crate::jobs::{self, RetryPolicy};
+use crate::store::messaging::{self as sql, NewMessage};
+use crate::webhooks::Pusher;
+
+/// Address status values.
+pub const ADDRESS_ACTIVE: &str = "active";
+pub const ADDRESS_DISABLED: &str = "disabled";
+
+/// What messaging needs besides the database, shared by the door and the jobs.
+pub struct MessagingContext {
+    pub config: MessagingConfig,
+    pub kek: KeyEncryptionKey,
+    pub pusher: Pusher,
+    /// Retries of pushes to vendors (inbound messages, notifications).
+    pub delivery_retry: RetryPolicy,
+    /// Jobs that are not pushes (the timeout) use the gateway's default.
+    pub retry: RetryPolicy,
+}
+
+impl MessagingContext {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            config: config.messaging.clone(),
+            kek: KeyEncryptionKey::derive(&config.ca.key_encryption_key),
+            pusher: Pusher::new(config.messaging.delivery_timeout),
+            delivery_retry: RetryPolicy {
+                schedule: config.messaging.delivery_retry_schedule.clone(),
+                jitter_percent: config.jobs.jitter_percent,
+            },
+            retry: RetryPolicy::from_config(&config.jobs),
+        }
+    }
+}
+
+/// The synchronous reply of `send_ccda`, in the spec's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendReply {
+    pub message_id: String,
+    pub status: &'static str,
+    pub transaction_id: Uuid,
+    pub result: &'static str,
+}
+
+impl SendReply {
+    fn accepted(message_id: String, transaction_id: Uuid) -> Self {
+        Self {
+            message_id,
+            status: "SUCCESS",
+            transaction_id,
+            result: "Message parse successfully",
+        }
+    }
+}
+
+/// Accepts a message from vendor `client`: validates it, checks the sender is the vendor's
+/// and may send, builds the MIME message, and commits message, recipients and jobs together.
+/// A replay of the same request gets the first reply; the same messageId with another
+/// request is a conflict.
+pub async fn send(
+    db: &PgPool,
+    ctx: &Arc<MessagingContext>,
+    client: Uuid,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> AppResult<SendReply> {
+    let req = SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?;
+    let request_hash = Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
+
+    if let Some(reply) = replay(db, client, &req.message_id, &request_hash).await? {
+        return Ok(reply);
+    }
+
+    let from = req.from.to_string();
+    let sender = sql::find_address(db, &from, client)
+        .await?
+        .filter(|a| a.granted)
+        .ok_or_else(|| {
+            AppError::Forbidden(format!(
+                "fromDirectAddress {from} is not an address this client may send from"
+            ))
+        })?;
+    if sender.status != ADDRESS_ACTIVE {
+        return Err(AppError::Forbidden(format!(
+            "fromDirectAddress {from} is disabled"
+        )));
+    }
+    if sender.organization_status != organization_status::ACTIVATED {
+        return Err(AppError::Forbidden(format!(
+            "the organization of fromDirectAddress {from} is {}, not Activated",
+            sender.organization_status
+        )));
+    }
+    let timely = setting(&sender.settings, &sender.default_settings, "timely_and_reliable_flag");
+    let final_delivery = req.asm_enabled || timely;
+
+    let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
+    let lowered: Vec<String> = recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
+    let hosted = sql::hosted_among(db, &lowered).await?;
+    let routes: Vec<&str> = lowered
+        .iter()
+        .map(|r| if hosted.contains(r) { "local" } else { "remote" })
+        .collect();
+
+    let id = Uuid::new_v4();
+    let transaction_id = Uuid::new_v4();
+    let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
+    let unique_id = uuid_oid(id);
+    let (mime, patient_cx) = {
+        let req = req.clone();
+        let source = ctx.config.xdm_source_id.clone();
+        let (smtp_id, uid, rcpts) = (smtp_message_id.clone(), unique_id.clone(), recipients.clone());
+        tokio::task::spawn_blocking(move || build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now))
+            .await
+            .map_err(anyhow::Error::from)??
+    };
+
+    let metadata = Value::Object(req.metadata.clone());
+    let mut tx = db.begin().await?;
+    let inserted = sql::insert_message(
+        &mut tx,
+        &NewMessage {
+            id,
+            client_id: client,
+            organization_id: sender.organization_id,
+            from_address: &from,
+            smtp_message_id: &smtp_message_id,
+            size_bytes: mime.len() as i64,
+            vendor_message_id: &req.message_id,
+            request_hash: &request_hash,
+            transaction_id,
+            subject: req.subject.as_deref(),
+            xdm: req.xdm,
+            final_delivery,
+            metadata: &metadata,
+            mime: &mime,
+            xdr_unique_id: req.xdm.then_some(unique_id.as_str()),
+            xdr_source_id: req.xdm.then_some(ctx.config.xdm_source_id.as_str()),
+            xdr_patient_id: patient_cx.as_deref(),
+            created_at: now,
+            timeout_at: now + ctx.config.timeout,
+        },
+    )
+    .await?;
+    if !inserted {
+        // Another request with this messageId committed between our check and our insert.
+        drop(tx);
+        return replay(db, client, &req.message_id, &request_hash)
+            .await?
+            .ok_or_else(|| AppError::Conflict("messageId is being used by another request".into()));
+    }
+    sql::insert_recipients(&mut tx, id, &recipients, &routes, now).await?;
+    for (recipient, route) in recipients.iter().zip(&routes) {
+        if *route == "local" {
+            jobs::enqueue(
+                &mut tx,
+                &ctx.delivery_retry,
+                delivery::DELIVER_JOB,
+                serde_json::json!({ "message_id": id, "recipient": recipient }),
+            )
+            .await?;
+        }
+    }
+    jobs::enqueue_at(
+        &mut tx,
+        &ctx.retry,
+        delivery::TIMEOUT_JOB,
+        serde_json::json!({ "message_id": id }),
+        now + ctx.config.timeout,
+    )
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("gateway_messages_accepted_total").increment(1);
+    Ok(SendReply::accepted(req.message_id, transaction_id))
+}
+
+async fn replay(
+    db: &PgPool,
+    client: Uuid,
+    message_id: &str,
+    request_hash: &[u8],
+) -> AppResult<Option<SendReply>> {
+    let mut conn = db.acquire().await?;
+    let Some(prior) = sql::prior_send(&mut conn, client, message_id).await? else {
+        return Ok(None);
+    };
+    if prior.request_hash.as_deref() != Some(request_hash) {
+        return Err(AppError::Conflict(format!(
+            "messageId {message_id} was already used for a different message"
+        )));
+    }
+    let transaction_id = prior.transaction_id.unwrap_or(prior.id);
+    Ok(Some(SendReply::accepted(message_id.to_owned(), transaction_id)))
+}
+
+/// An address setting: its own value, else its organization's default, else off.
+fn setting(own: &Value, defaults: &Value, name: &str) -> bool {
+    own.get(name)
+        .or_else(|| defaults.get(name))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// `2.25.<uuid as a decimal integer>`: an OID anyone can mint without registration.
+fn uuid_oid(id: Uuid) -> String {
+    format!("2.25.{}", id.as_u128())
+}
+
+/// The RFC 5322 message of a request (raw attachments, or one XDM package), and the patient
+/// id in CX form when the request gave one.
+fn build_mime(
+    req: &SendRequest,
+    recipients: &[String],
+    smtp_message_id: &str,
+    unique_id: &str,
+    source_id: &str,
+    final_delivery: bool,
+    now: DateTime<Utc>,
+) -> AppResult<(Vec<u8>, Option<String>)> {
+    let meta = |k: &str| req.metadata.get(k).and_then(Value::as_str).map(str::to_owned);
+    let patient_cx = meta("patientId").map(|id| match meta("assigning_authority") {
+        Some(aa) => format!("{id}^^^&{aa}&ISO"),
+        None => id,
+    });
+    let documents: Vec<mime::OutboundAttachment> = req
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| mime::OutboundAttachment {
+            media_type: a.media_type.clone(),
+            file_name: a.delivered_name(i),
+            title: a.title.clone(),
+            content: a.content.clone(),
+        })
+        .collect();
+    let attachments = if req.xdm {
+        let submission = xdm::SubmissionMetadata {
+            submission_time: now,
+            source_id: source_id.to_owned(),
+            unique_id: unique_id.to_owned(),
+            title: req.subject.clone(),
+            comments: req.body.clone(),
+            author_person: meta("authorPerson"),
+            author_institution: meta("authorInstitution"),
+            author_telecom: Some(req.from.to_string()),
+            intended_recipients: recipients.to_vec(),
+            patient_id: meta("patientId"),
+            assigning_authority: meta("assigning_authority"),
+            patient_first: meta("patientFirstname"),
+            patient_middle: meta("patientMiddlename"),
+            patient_last: meta("patientLastname"),
+            patient_dob: meta("patientDOB"),
+            patient_gender: meta("patientGender"),
+            patient_street1: meta("patientAddressStreet1"),
+            patient_street2: meta("patientAddressStreet2"),
+            patient_city: meta("patientAddressCity"),
+            patient_state: meta("patientAddressState"),
+            patient_zip: meta("patientAddressZip"),
+            loinc_code: meta("loincValue"),
+            loinc_name: meta("loincName"),
+        };
+        let docs: Vec<xdm::XdmDocument> = documents
+            .into_iter()
+            .map(|d| xdm::XdmDocument {
+                file_name: d.file_name,
+                media_type: d.media_type,
+                title: d.title,
+                content: d.content,
+            })
+            .collect();
+        let zip = xdm::build_package(&submission, &docs)
+            .map_err(|e| AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string())))?;
+        vec![mime::OutboundAttachment {
+            media_type: "application/zip".into(),
+            file_name: req.xdm_package_name(),
+            title: Some("XDM package".into()),
+            content: zip,
+        }]
+    } else {
+        documents
+    };
+    let raw = mime::build(&mime::OutboundMessage {
+        from: &req.from.to_string(),
+        to: recipients,
+        subject: req.subject.as_deref(),
+        body: req.body.as_deref(),
+        message_id: smtp_message_id,
+        in_reply_to: req.reply_to.as_deref(),
+        date: now,
+        request_final_delivery: final_delivery,
+        attachments: &attachments,
+    })
+    .map_err(|e| AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string())))?;
+    Ok((raw, patient_cx))
+}
+
+/// One recipient's status, in the spec's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientStatus {
+    pub sender: String,
+    pub recipient: String,
+    pub xd_msg_id: String,
+    pub send_time: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Ours, beside the spec's fields: the reply's transactionId and the last change.
+    pub transaction_id: Option<Uuid>,
+    pub updated: String,
+}
+
+/// The spec's `sendTime` format, `2020-04-10 15:10:39.0` (tenths of a second, UTC).
+pub fn send_time(at: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    format!(
+        "{}.{}",
+        at.format("%Y-%m-%d %H:%M:%S"),
+        at.nanosecond() % 1_000_000_000 / 100_000_000
+    )
+}
+
+fn to_status(r: sql::StatusRow) -> RecipientStatus {
+    let failed = matches!(r.status.as_str(), "FAILED" | "FAILED-TO");
+    RecipientStatus {
+        sender: r.from_address,
+        recipient: r.recipient,
+        xd_msg_id: r.vendor_message_id,
+        send_time: send_time(r.created_at),
+        failure_reason: failed.then(|| r.failure_reason.unwrap_or_default()),
+        status: r.status,
+        transaction_id: r.transaction_id,
+        updated: r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }
+}
+
+/// The status of each recipient of a message this vendor sent.
+pub async fn status(
+    db: &PgPool,
+    client: Uuid,
+    xd_msg_id: &str,
+    from: &str,
+) -> AppResult<Vec<RecipientStatus>> {
+    let rows = sql::status_by_vendor_id(db, xd_msg_id, from).await?;
+    if rows.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "message {xd_msg_id} from {from}"
+        )));
+    }
+    let mine: Vec<_> = rows.into_iter().filter(|r| r.client_id == Some(client)).collect();
+    if mine.is_empty() {
+        return Err(AppError::Forbidden(
+            "the message was sent by another client".into(),
+        ));
+    }
+    Ok(mine.into_iter().map(to_status).collect())
+}
+
+pub struct ListQuery<'a> {
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub status: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub items: Vec<RecipientStatus>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub const MAX_PAGE: i64 = 1000;
+
+pub async fn list(db: &PgPool, client: Uuid, q: &ListQuery<'_>) -> AppResult<Listing> {
+    if let Some(s) = q.status {
+        Status::parse(s).map_err(AppError::BadRequest)?;
+    }
+    if !(1..=MAX_PAGE).contains(&q.limit) {
+        return Err(AppError::BadRequest(Invalid::new(
+            "limit",
+            format!("must be 1..={MAX_PAGE}"),
+        )));
+    }
+    if q.offset < 0 {
+        return Err(AppError::BadRequest(Invalid::new("offset", "must not be negative")));
+    }
+    let status = q.status.map(|s| Status::parse(s).map(Status::as_str)).transpose().map_err(AppError::BadRequest)?;
+    let (rows, total) = sql::list_sent(
+        db,
+        &sql::ListFilter {
+            client,
+            from: q.from,
+            until: q.until,
+            status,
+            sender: q.sender,
+            limit: q.limit,
+            offset: q.offset,
+        },
+    )
+    .await?;
+    Ok(Listing {
+        items: rows.into_iter().map(to_status).collect(),
+        total,
+        limit: q.limit,
+        offset: q.offset,
+    })
+}

@@ -1,0 +1,585 @@
+//! SQL of REST messaging: grants, endpoints, tokens, messages, recipients and their events.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+// ---- grants -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct GrantRow {
+    pub client_id: Uuid,
+    pub organization_id: i64,
+    pub domain: String,
+    pub organization_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `false` when the grant existed already.
+pub async fn insert_grant(
+    conn: &mut PgConnection,
+    client: Uuid,
+    organization: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO messaging_grants (client_id, organization_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(client)
+    .bind(organization)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn delete_grant(
+    conn: &mut PgConnection,
+    client: Uuid,
+    organization: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM messaging_grants WHERE client_id = $1 AND organization_id = $2")
+        .bind(client)
+        .bind(organization)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn list_grants(db: &PgPool, client: Option<Uuid>) -> Result<Vec<GrantRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.client_id, g.organization_id, o.domain, o.status AS organization_status, g.created_at
+         FROM messaging_grants g JOIN organizations o ON o.id = g.organization_id
+         WHERE $1::uuid IS NULL OR g.client_id = $1
+         ORDER BY g.client_id, o.domain",
+    )
+    .bind(client)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn organization_by_domain(
+    conn: &mut PgConnection,
+    domain: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM organizations WHERE lower(domain) = lower($1)")
+        .bind(domain)
+        .fetch_optional(conn)
+        .await
+}
+
+// ---- vendors and their signing keys --------------------------------------------------------
+
+/// Creates the vendor's signing key unless it has one; returns the sealed key in force.
+pub async fn ensure_signing_key(
+    conn: &mut PgConnection,
+    client: Uuid,
+    sealed_new: &[u8],
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messaging_vendors (client_id, signing_secret) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(client)
+    .bind(sealed_new)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar("SELECT signing_secret FROM messaging_vendors WHERE client_id = $1")
+        .bind(client)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn signing_key(db: &PgPool, client: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT signing_secret FROM messaging_vendors WHERE client_id = $1")
+        .bind(client)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn replace_signing_key(
+    conn: &mut PgConnection,
+    client: Uuid,
+    sealed: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messaging_vendors (client_id, signing_secret) VALUES ($1, $2)
+         ON CONFLICT (client_id) DO UPDATE SET signing_secret = EXCLUDED.signing_secret, updated_at = now()",
+    )
+    .bind(client)
+    .bind(sealed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ---- addresses and endpoints ---------------------------------------------------------------
+
+/// A hosted address as messaging sees it, with whether a given client holds a grant on it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AddressRow {
+    pub id: i64,
+    pub address: String,
+    pub status: String,
+    pub organization_id: i64,
+    pub organization_status: String,
+    pub settings: serde_json::Value,
+    pub default_settings: serde_json::Value,
+    pub granted: bool,
+}
+
+pub async fn find_address(
+    db: &PgPool,
+    address: &str,
+    client: Uuid,
+) -> Result<Option<AddressRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.id, a.username || '@' || a.domain AS address, a.status, o.id AS organization_id,
+                o.status AS organization_status, a.settings, o.default_settings,
+                EXISTS (SELECT 1 FROM messaging_grants g
+                        WHERE g.organization_id = o.id AND g.client_id = $3) AS granted
+         FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
+         WHERE lower(a.domain) = lower($1) AND lower(a.username) = lower($2)",
+    )
+    .bind(split(address).1)
+    .bind(split(address).0)
+    .bind(client)
+    .fetch_optional(db)
+    .await
+}
+
+/// Which of `addresses` (lower-cased `local@domain`) are hosted here.
+pub async fn hosted_among(db: &PgPool, addresses: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    let (users, domains): (Vec<&str>, Vec<&str>) =
+        addresses.iter().map(|a| split(a)).unzip();
+    sqlx::query_scalar(
+        "SELECT lower(a.username || '@' || a.domain) FROM direct_addresses a
+         JOIN unnest($1::text[], $2::text[]) AS x(u, d)
+           ON lower(a.domain) = lower(x.d) AND lower(a.username) = lower(x.u)",
+    )
+    .bind(users)
+    .bind(domains)
+    .fetch_all(db)
+    .await
+}
+
+/// `(local, domain)` of `local@domain`.
+fn split(address: &str) -> (&str, &str) {
+    address.rsplit_once('@').unwrap_or((address, ""))
+}
+
+pub async fn set_address_status(
+    conn: &mut PgConnection,
+    id: i64,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE direct_addresses SET status = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub address_id: i64,
+    pub client_id: Uuid,
+    pub inbound_url: Option<String>,
+    pub inbound_auth: Option<Vec<u8>>,
+    pub inbound_shape: String,
+    pub inbound_xdm: String,
+    pub dsn_url: Option<String>,
+    pub dsn_auth: Option<Vec<u8>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn upsert_endpoint(conn: &mut PgConnection, e: &EndpointRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO address_endpoints (address_id, client_id, inbound_url, inbound_auth, inbound_shape,
+             inbound_xdm, dsn_url, dsn_auth, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+         ON CONFLICT (address_id) DO UPDATE SET client_id = EXCLUDED.client_id,
+             inbound_url = EXCLUDED.inbound_url, inbound_auth = EXCLUDED.inbound_auth,
+             inbound_shape = EXCLUDED.inbound_shape, inbound_xdm = EXCLUDED.inbound_xdm,
+             dsn_url = EXCLUDED.dsn_url, dsn_auth = EXCLUDED.dsn_auth, updated_at = now()",
+    )
+    .bind(e.address_id)
+    .bind(e.client_id)
+    .bind(&e.inbound_url)
+    .bind(&e.inbound_auth)
+    .bind(&e.inbound_shape)
+    .bind(&e.inbound_xdm)
+    .bind(&e.dsn_url)
+    .bind(&e.dsn_auth)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const ENDPOINT_COLUMNS: &str = "e.address_id, e.client_id, e.inbound_url, e.inbound_auth, e.inbound_shape, \
+     e.inbound_xdm, e.dsn_url, e.dsn_auth, e.updated_at";
+
+pub async fn endpoint_of(db: &PgPool, address_id: i64) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM address_endpoints e WHERE e.address_id = $1"
+    )))
+    .bind(address_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The endpoint of a hosted address given as `local@domain`.
+pub async fn endpoint_for_address(
+    db: &PgPool,
+    address: &str,
+) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM address_endpoints e
+         JOIN direct_addresses a ON a.id = e.address_id
+         WHERE lower(a.domain) = lower($1) AND lower(a.username) = lower($2)"
+    )))
+    .bind(split(address).1)
+    .bind(split(address).0)
+    .fetch_optional(db)
+    .await
+}
+
+// ---- OAuth2 tokens -------------------------------------------------------------------------
+
+pub async fn insert_token(
+    db: &PgPool,
+    hash: &str,
+    client: Uuid,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // Expired tokens are swept as new ones are made, so the table stays small.
+    sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO oauth_tokens (token_hash, client_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(hash)
+        .bind(client)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The client a live token belongs to.
+pub async fn token_client(
+    db: &PgPool,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT client_id FROM oauth_tokens WHERE token_hash = $1 AND expires_at > $2")
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(db)
+        .await
+}
+
+// ---- messages ------------------------------------------------------------------------------
+
+/// What an earlier request with the same vendor messageId left behind.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PriorSend {
+    pub id: Uuid,
+    pub request_hash: Option<Vec<u8>>,
+    pub transaction_id: Option<Uuid>,
+}
+
+pub async fn prior_send(
+    conn: &mut PgConnection,
+    client: Uuid,
+    vendor_message_id: &str,
+) -> Result<Option<PriorSend>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, request_hash, transaction_id FROM messages
+         WHERE client_id = $1 AND vendor_message_id = $2",
+    )
+    .bind(client)
+    .bind(vendor_message_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub organization_id: i64,
+    pub from_address: &'a str,
+    pub smtp_message_id: &'a str,
+    pub size_bytes: i64,
+    pub vendor_message_id: &'a str,
+    pub request_hash: &'a [u8],
+    pub transaction_id: Uuid,
+    pub subject: Option<&'a str>,
+    pub xdm: bool,
+    pub final_delivery: bool,
+    pub metadata: &'a serde_json::Value,
+    pub mime: &'a [u8],
+    pub xdr_unique_id: Option<&'a str>,
+    pub xdr_source_id: Option<&'a str>,
+    pub xdr_patient_id: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+    pub timeout_at: DateTime<Utc>,
+}
+
+/// `false` when a message with this vendor messageId exists already (a concurrent duplicate).
+pub async fn insert_message(conn: &mut PgConnection, m: &NewMessage<'_>) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
+             size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,
+             metadata, mime, xdr_message_id, xdr_unique_id, xdr_source_id, xdr_patient_id, created_at, timeout_at)
+         VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $7, $15, $16, $17, $18, $19)
+         ON CONFLICT (client_id, vendor_message_id) WHERE vendor_message_id IS NOT NULL DO NOTHING",
+    )
+    .bind(m.id)
+    .bind(m.client_id)
+    .bind(m.organization_id)
+    .bind(m.from_address)
+    .bind(m.smtp_message_id)
+    .bind(m.size_bytes)
+    .bind(m.vendor_message_id)
+    .bind(m.request_hash)
+    .bind(m.transaction_id)
+    .bind(m.subject)
+    .bind(m.xdm)
+    .bind(m.final_delivery)
+    .bind(m.metadata)
+    .bind(m.mime)
+    .bind(m.xdr_unique_id)
+    .bind(m.xdr_source_id)
+    .bind(m.xdr_patient_id)
+    .bind(m.created_at)
+    .bind(m.timeout_at)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// One row per recipient, all starting SMTPINIT.
+pub async fn insert_recipients(
+    conn: &mut PgConnection,
+    message: Uuid,
+    recipients: &[String],
+    routes: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO message_recipients (message_id, recipient, status, route, updated_at)
+         SELECT $1, r, 'SMTPINIT', t, $4 FROM unnest($2::text[], $3::text[]) AS x(r, t)",
+    )
+    .bind(message)
+    .bind(recipients)
+    .bind(routes)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What delivery jobs need of a message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub client_id: Option<Uuid>,
+    pub from_address: String,
+    pub smtp_message_id: String,
+    pub vendor_message_id: Option<String>,
+    pub xdm: bool,
+    pub final_delivery: bool,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn message(db: &PgPool, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, client_id, from_address, smtp_message_id, vendor_message_id, xdm, final_delivery,
+                metadata, created_at
+         FROM messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn message_mime(db: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT mime FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .map(Option::flatten)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecipientRow {
+    pub recipient: String,
+    pub status: String,
+    pub failure_reason: Option<String>,
+}
+
+pub async fn recipient(
+    db: &PgPool,
+    message: Uuid,
+    recipient: &str,
+) -> Result<Option<RecipientRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT recipient, status, failure_reason FROM message_recipients
+         WHERE message_id = $1 AND recipient = $2",
+    )
+    .bind(message)
+    .bind(recipient)
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves one recipient to `status` if its current status is one of `from`; records the
+/// notification either way. Returns whether it applied.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition(
+    conn: &mut PgConnection,
+    message: Uuid,
+    recipient: &str,
+    status: &str,
+    from: &[&str],
+    failure: Option<(&str, &str)>,
+    detail: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE message_recipients SET status = $3, failure_origin = $5, failure_reason = $6,
+             updated_at = $7,
+             delivered_at = CASE WHEN $3 IN ('DISPATCHED', 'DISPLAYED') THEN coalesce(delivered_at, $7) ELSE delivered_at END
+         WHERE message_id = $1 AND recipient = $2 AND status = ANY($4)",
+    )
+    .bind(message)
+    .bind(recipient)
+    .bind(status)
+    .bind(from)
+    .bind(failure.map(|f| f.0))
+    .bind(failure.map(|f| f.1))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let applied = r.rows_affected() == 1;
+    sqlx::query(
+        "INSERT INTO message_events (message_id, recipient, status, applied, detail, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(message)
+    .bind(recipient)
+    .bind(status)
+    .bind(applied)
+    .bind(detail)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(applied)
+}
+
+/// Recipients of a message still waiting for a final status.
+pub async fn waiting_recipients(
+    conn: &mut PgConnection,
+    message: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT recipient FROM message_recipients
+         WHERE message_id = $1 AND status IN ('SMTPINIT', 'PROCESSED') ORDER BY recipient FOR UPDATE",
+    )
+    .bind(message)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn count_attempt(db: &PgPool, message: Uuid, recipient: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE message_recipients SET delivery_attempts = delivery_attempts + 1
+         WHERE message_id = $1 AND recipient = $2",
+    )
+    .bind(message)
+    .bind(recipient)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+// ---- status queries and listing ------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatusRow {
+    pub client_id: Option<Uuid>,
+    pub from_address: String,
+    pub recipient: String,
+    pub vendor_message_id: String,
+    pub transaction_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const STATUS_SELECT: &str = "SELECT m.client_id, m.from_address, r.recipient, m.vendor_message_id, m.transaction_id,
+        m.created_at, r.status, r.failure_reason, r.updated_at
+     FROM messages m JOIN message_recipients r ON r.message_id = m.id";
+
+/// Every recipient row of the messages with this vendor messageId from this address,
+/// whichever vendor sent them (the caller checks ownership).
+pub async fn status_by_vendor_id(
+    db: &PgPool,
+    vendor_message_id: &str,
+    from_address: &str,
+) -> Result<Vec<StatusRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{STATUS_SELECT}
+         WHERE m.vendor_message_id = $1 AND lower(m.from_address) = lower($2)
+         ORDER BY m.created_at, r.recipient"
+    )))
+    .bind(vendor_message_id)
+    .bind(from_address)
+    .fetch_all(db)
+    .await
+}
+
+pub struct ListFilter<'a> {
+    pub client: Uuid,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub status: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A vendor's sent messages, newest first, one row per recipient; with the total count.
+pub async fn list_sent(db: &PgPool, f: &ListFilter<'_>) -> Result<(Vec<StatusRow>, i64), sqlx::Error> {
+    const WHERE: &str = "WHERE m.client_id = $1 AND m.direction = 'outbound'
+           AND ($2::timestamptz IS NULL OR m.created_at >= $2)
+           AND ($3::timestamptz IS NULL OR m.created_at < $3)
+           AND ($4::text IS NULL OR r.status = $4)
+           AND ($5::text IS NULL OR lower(m.from_address) = lower($5))";
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{STATUS_SELECT} {WHERE} ORDER BY m.created_at DESC, m.id, r.recipient LIMIT $6 OFFSET $7"
+    )))
+    .bind(f.client)
+    .bind(f.from)
+    .bind(f.until)
+    .bind(f.status)
+    .bind(f.sender)
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(db)
+    .await?;
+    let total = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM messages m JOIN message_recipients r ON r.message_id = m.id {WHERE}"
+    )))
+    .bind(f.client)
+    .bind(f.from)
+    .bind(f.until)
+    .bind(f.status)
+    .bind(f.sender)
+    .fetch_one(db)
+    .await?;
+    Ok((rows, total))
+}
