@@ -51,6 +51,7 @@ const TAG_PKI: &str = "Public PKI";
 const TAG_HEALTH: &str = "Health";
 const TAG_SOAP: &str = "SOAP";
 const TAG_DOCS: &str = "Documentation";
+const TAG_WEBHOOKS: &str = "Webhooks";
 
 /// The docs routes; they need no authentication.
 pub fn router() -> Router<AppState> {
@@ -197,7 +198,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::inbound_message,
     ),
     components(schemas(schemas::ErrorBody, schemas::OAuthError)),
-    modifiers(&SecuritySchemes, &CommonResponses, &Webhooks),
+    modifiers(&SecuritySchemes, &Webhooks, &CommonResponses),
     tags(
         (name = TAG_MESSAGING, description = "Sending Direct messages and following their delivery (vendor clients)."),
         (name = TAG_OAUTH, description = "Bearer tokens for vendor clients (client credentials grant)."),
@@ -210,6 +211,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_HEALTH, description = "Probes and metrics for operators and load balancers."),
         (name = TAG_SOAP, description = "The Organization Registration SOAP service, described by its WSDL."),
         (name = TAG_DOCS, description = "This document and its browser."),
+        (name = TAG_WEBHOOKS, description = "What the gateway POSTs to vendors' registered endpoints (see `webhooks`)."),
     ),
 )]
 struct ApiDoc;
@@ -419,10 +421,9 @@ mod schemas {
 
     use chrono::{DateTime, Utc};
     use serde::Serialize;
-    use serde_json::json;
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-    use utoipa::openapi::RefOr;
     use utoipa::ToSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
     use uuid::Uuid;
 
     // -- errors --
@@ -485,8 +486,9 @@ mod schemas {
     // -- field helpers --
 
     /// `true`/`false`, as a JSON boolean or a string.
-    pub fn bool_or_text() -> RefOr<Schema> {
+    fn flag(description: &str) -> RefOr<Schema> {
         OneOfBuilder::new()
+            .description(Some(description))
             .item(ObjectBuilder::new().schema_type(Type::Boolean))
             .item(
                 ObjectBuilder::new()
@@ -496,10 +498,30 @@ mod schemas {
             .into()
     }
 
+    pub fn xdm_flag() -> RefOr<Schema> {
+        flag(
+            "Wrap the documents into one XDM package (`<xdmFileName>-xdm.zip`). Default false. \
+             A boolean, or the string `true` or `false`.",
+        )
+    }
+
+    pub fn asm_flag() -> RefOr<Schema> {
+        flag(
+            "Ask for final delivery notification (Direct \"timely and reliable\"): the sender is \
+             then also told when the message was dispatched. Default false, unless the sending \
+             address has that setting on. A boolean, or the string `true` or `false`.",
+        )
+    }
+
     /// A string; numbers are accepted too and read as their decimal text.
     pub fn text_or_number() -> RefOr<Schema> {
         OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(1000)))
+            .description(Some("A string, or a number read as its decimal text."))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(1000)),
+            )
             .item(ObjectBuilder::new().schema_type(Type::Number))
             .into()
     }
@@ -516,7 +538,6 @@ mod schemas {
     #[allow(non_snake_case)]
     pub struct MessageMetadata {
         /// Subject line of the message.
-        #[schema(schema_with = text_or_number)]
         pub messageSubject: Option<String>,
         /// Plain-text body of the message (at most 100000 characters).
         #[schema(max_length = 100000)]
@@ -526,6 +547,7 @@ mod schemas {
         /// OID of the authority that assigned `patientId` (the patient id becomes `id^^^&oid&ISO`).
         #[schema(example = "2.16.840.1.113883.19.5")]
         pub assigning_authority: Option<String>,
+        /// The patient's id (with `assigning_authority`, the XDM patient id).
         #[schema(schema_with = text_or_number)]
         pub patientId: Option<String>,
         pub patientIdType: Option<String>,
@@ -609,16 +631,12 @@ mod schemas {
         /// The documents (at least one; at most the configured maximum).
         #[schema(min_items = 1)]
         pub email_attachment_list: Vec<EmailAttachment>,
-        /// Wrap the documents into one XDM package (`<xdmFileName>-xdm.zip`). Default false.
-        #[schema(schema_with = bool_or_text)]
+        #[schema(schema_with = xdm_flag)]
         pub xdm: Option<bool>,
         /// Name of the XDM package, without the `-xdm.zip` suffix we add; default `message`.
         #[schema(max_length = 128)]
         pub xdm_file_name: Option<String>,
-        /// Ask for final delivery notifications (Direct "timely and reliable"): the sender is then
-        /// told when the message was dispatched. Default false (unless the sending address has
-        /// the setting on).
-        #[schema(schema_with = bool_or_text)]
+        #[schema(schema_with = asm_flag)]
         pub asm_enabled: Option<bool>,
         #[serde(flatten)]
         pub metadata: MessageMetadata,
@@ -1192,7 +1210,7 @@ mod operations {
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
-        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_VENDOR,
+        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_VENDOR, TAG_WEBHOOKS,
     };
 
     // -- messaging --
@@ -1212,7 +1230,7 @@ mod operations {
         request_body(content = SendCcdaRequest, content_type = "application/json"),
         responses(
             (status = 200, description = "Accepted (also the reply to a repeat of the same request).", body = SendReply),
-            (status = 400, description = "The body is not JSON (`malformed`) or a field is invalid (`invalid`, with `field`: `fromDirectAddress`, `toDirectAddress`, `messageId`, `emailAttachmentList`, `attachmentClass`, `attachmentContent`, `attachmentTitle`, `attachmentFileName`, `xdm`, `xdmFileName`, `asmEnabled`, `patientDOB` or another metadata field).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON (`malformed`) or a field is invalid (`invalid`, with `field`: `fromDirectAddress`, `toDirectAddress`, `messageId`, `emailAttachmentList`, `attachmentClass`, `attachmentContent`, `attachmentTitle`, `attachmentFileName`, `xdm`, `xdmFileName`, `asmEnabled`, `patientDOB` or another metadata field; `body` when it is not an object).", body = ErrorBody),
             (status = 403, description = "Not a vendor client, or `fromDirectAddress` is not an address this vendor may send from, is disabled, or its organization is not activated.", body = ErrorBody),
             (status = 409, description = "`messageId` was already used for a different message.", body = ErrorBody),
         ),
@@ -1893,7 +1911,7 @@ mod operations {
     #[utoipa::path(
         post,
         path = "deliveryStatusNotification",
-        tag = TAG_MESSAGING,
+        tag = TAG_WEBHOOKS,
         params(
             ("webhook-id" = String, Header, description = "Unique id of this notification (`msg_…`), the same on every retry."),
             ("webhook-timestamp" = i64, Header, description = "Unix time (seconds) of this attempt; reject values far from now."),
@@ -1921,9 +1939,9 @@ mod operations {
     #[utoipa::path(
         post,
         path = "inboundMessage",
-        tag = TAG_MESSAGING,
+        tag = TAG_WEBHOOKS,
         params(
-            ("Idempotency-Key" = String, Header, description = "`{message id}:{recipient}`, the same on every retry."),
+            ("Idempotency-Key" = String, Header, description = "`{our message UUID}:{recipient in lower case}`, the same on every retry."),
         ),
         request_body(content = InboundMessage, content_type = "application/json"),
         responses(

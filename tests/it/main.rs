@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod limits;
 mod messaging;
+mod openapi;
 mod pki;
 mod shutdown;
 mod soap;

@@ -199,6 +199,11 @@ pub fn test_config() -> Config {
         Duration::from_secs(8),
         Duration::from_secs(30),
     ];
+    c.messaging.delivery_retry_schedule = vec![
+        Duration::from_secs(2),
+        Duration::from_secs(8),
+        Duration::from_secs(30),
+    ];
     c.jobs.poll_interval = Duration::from_millis(200);
     c.database.max_connections = 10;
     c

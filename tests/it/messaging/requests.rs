@@ -1,1 +1,419 @@
+//! What the messaging door says to bad, repeated, unauthorized and excessive requests.
+
 use super::*;
+use crate::helpers::count;
+
+async fn error_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn each_invalid_field_is_a_400_naming_it_and_writes_nothing() {
+    let w = World::new().await;
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("messageId", Box::new(|v| {
+            v.as_object_mut().unwrap().remove("messageId");
+        })),
+        ("fromDirectAddress", Box::new(|v| {
+            v.as_object_mut().unwrap().remove("fromDirectAddress");
+        })),
+        ("toDirectAddress", Box::new(|v| {
+            v.as_object_mut().unwrap().remove("toDirectAddress");
+        })),
+        ("emailAttachmentList", Box::new(|v| {
+            v.as_object_mut().unwrap().remove("emailAttachmentList");
+        })),
+        ("fromDirectAddress", Box::new(|v| v["fromDirectAddress"] = json!("ada-at-harbor"))),
+        ("toDirectAddress", Box::new(|v| v["toDirectAddress"] = json!(format!("{BEN},cy@@lakeside")))),
+        ("attachmentContent", Box::new(|v| v["emailAttachmentList"][1]["attachmentContent"] = json!("not base64 at all!"))),
+        ("emailAttachmentList", Box::new(|v| v["emailAttachmentList"] = json!([]))),
+        ("attachmentClass", Box::new(|v| v["emailAttachmentList"][0]["attachmentClass"] = json!("xml document"))),
+        ("patientDOB", Box::new(|v| v["patientDOB"] = json!("26/02/1916"))),
+        ("xdm", Box::new(|v| v["xdm"] = json!("maybe"))),
+    ];
+    for (i, (field, mutate)) in cases.iter().enumerate() {
+        let mut body = message(&format!("bad-{i}"), BEN, false);
+        mutate(&mut body);
+        let (status, v) = error_of(w.send(&body).await).await;
+        assert_eq!(status, 400, "case {i}: {v}");
+        assert_eq!(v["error"]["field"], *field, "case {i}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Not JSON at all.
+    let r = w
+        .f
+        .app
+        .http
+        .post(w.url(SEND))
+        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+        .header("content-type", "application/json")
+        .body("{\"fromDirectAddress\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = error_of(r).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "malformed");
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 0);
+    assert_eq!(count(&w.f.app.db.pool, "message_recipients").await, 0);
+}
+
+#[tokio::test]
+async fn senders_must_be_granted_enabled_and_activated() {
+    let w = World::new().await;
+    // Vendor B may not send from A's address.
+    let r = w.f.app.post_json_as(SEND, &w.vendor_b, &message("g-1", CY, false)).await;
+    let (status, v) = error_of(r).await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("may send from"), "{v}");
+
+    // An address ops disabled.
+    let r = w
+        .f
+        .app
+        .http
+        .put(w.url(&format!("/api/v1/addresses/{SENDER}/status")))
+        .basic_auth(w.ops.0, Some(&w.ops.1))
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, v) = error_of(w.send(&message("g-2", BEN, false)).await).await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("disabled"), "{v}");
+
+    // An organization still waiting for its certificate.
+    let session = w.f.login(Mode::Soap12).await;
+    let pending = "pending.direct.example.org";
+    let form = crate::soap::standard_form(&address(8002, "pat", "Str0ng-Passw0rd"));
+    w.f.call(
+        Mode::Soap12,
+        "ProvisionCertifiedProvider",
+        &provision_body(&session, pending, "CDO5", &form),
+    )
+    .await
+    .assert_code("000", "");
+    w.grant(&w.vendor_a, pending).await;
+    let mut body = message("g-3", BEN, false);
+    body["fromDirectAddress"] = json!(format!("pat@{pending}"));
+    let (status, v) = error_of(w.send(&body).await).await;
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("CertificatePending, not Activated"),
+        "{v}"
+    );
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 0);
+
+    // Only vendors use the messaging API; nobody unauthenticated.
+    let r = w.f.app.post_json_as(SEND, &w.ops, &message("g-4", BEN, false)).await;
+    assert_eq!(r.status(), 403);
+    let r = w.f.app.http.post(w.url(SEND)).json(&message("g-5", BEN, false)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_replay_gets_the_first_reply_and_a_reused_message_id_is_409() {
+    let w = World::new().await;
+    let body = message("urn:uuid:replay-1", BEN, false);
+    let first = w.send_ok(&body).await;
+    let again = w.send_ok(&body).await;
+    assert_eq!(first, again, "same transactionId, same reply");
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 1);
+
+    let mut other = body.clone();
+    other["messageSubject"] = json!("Something else");
+    let (status, v) = error_of(w.send(&other).await).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "conflict");
+    assert!(v["error"]["message"].as_str().unwrap().contains("urn:uuid:replay-1"));
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 1);
+
+    // Another vendor may use the same messageId for its own message.
+    w.grant(&w.vendor_b, DOMAIN_A).await;
+    let r = w.f.app.post_json_as(SEND, &w.vendor_b, &other).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 2);
+    w.drain().await;
+    assert_eq!(w.inbox.accepted().len(), 2);
+}
+
+#[tokio::test]
+async fn status_of_unknown_and_foreign_messages() {
+    let w = World::new().await;
+    let (code, v) = w.status("no-such-message").await;
+    assert_eq!(code, 404, "{v}");
+    w.send_ok(&message("mine-1", BEN, false)).await;
+    // B asks about A's message.
+    let r = w
+        .f
+        .app
+        .http
+        .get(
+            reqwest::Url::parse_with_params(
+                &w.url("/MessagingAPI/dirmsg/status"),
+                [("xdMsgId", "mine-1"), ("fromDirectAddress", SENDER)],
+            )
+            .unwrap(),
+        )
+        .basic_auth(w.vendor_b.0, Some(&w.vendor_b.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A required parameter missing.
+    let r = w.get_as(&w.vendor_a, "/MessagingAPI/dirmsg/status?xdMsgId=mine-1").await;
+    let (code, v) = error_of(r).await;
+    assert_eq!(code, 400);
+    assert_eq!(v["error"]["field"], "fromDirectAddress");
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_give_a_bearer_token() {
+    let w = World::new().await;
+    let token_url = w.url("/oauth2/token");
+    let r = w
+        .f
+        .app
+        .http
+        .post(&token_url)
+        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 3600);
+    let token = t["access_token"].as_str().unwrap();
+
+    let r = w
+        .f
+        .app
+        .http
+        .post(w.url(SEND))
+        .bearer_auth(token)
+        .json(&message("bearer-1", BEN, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = w.f.app.http.post(w.url(SEND)).bearer_auth("not-a-token").json(&message("bearer-2", BEN, false)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Credentials in the form work too; a wrong secret, another grant type or a non-vendor do not.
+    let form = |body: String| {
+        w.f.app
+            .http
+            .post(&token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let r = form(format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        w.vendor_a.0, w.vendor_a.1
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = form(format!(
+        "grant_type=client_credentials&client_id={}&client_secret=wrong",
+        w.vendor_a.0
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    let r = form(format!(
+        "grant_type=password&client_id={}&client_secret={}",
+        w.vendor_a.0, w.vendor_a.1
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    let r = form(format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        w.ops.0, w.ops.1
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+}
+
+#[tokio::test]
+async fn oversize_bodies_get_413_and_fast_callers_429() {
+    let mut opts = TestOptions::default();
+    opts.config.messaging.body_limit_bytes = 200_000;
+    opts.config.messaging.rate_per_second = 2;
+    opts.config.messaging.rate_burst = 10;
+    let w = World::with(opts).await;
+    let mut big = message("big-1", BEN, false);
+    big["emailAttachmentList"][0]["attachmentContent"] = json!(STANDARD.encode(vec![7u8; 200_000]));
+    let (status, v) = error_of(w.send(&big).await).await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["error"]["code"], "payload_too_large");
+    assert!(v["error"]["message"].as_str().unwrap().contains("200000"));
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 0);
+
+    // The burst is 10 and set-up made two of A's requests (endpoint, signing secret): about
+    // the ninth quick request here is refused (a little later if the rate refilled meanwhile).
+    let mut refused = None;
+    for i in 0..20 {
+        let r = w.get_as(&w.vendor_a, "/MessagingAPI/dirmsg/status?xdMsgId=x&fromDirectAddress=ada@harbor.direct.example.org").await;
+        if r.status() == 429 {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (i, r) = refused.expect("a 429 within 20 quick requests");
+    assert!((8..=11).contains(&i), "refused at request {i}");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "too_many_requests");
+    // Another vendor is not held back.
+    let r = w.get_as(&w.vendor_b, "/MessagingAPI/dirmsg/status?xdMsgId=x&fromDirectAddress=ada@harbor.direct.example.org").await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn vendors_list_their_messages_and_ops_get_the_status_report() {
+    let w = World::new().await;
+    for i in 0..3 {
+        w.send_ok(&message(&format!("list-{i}"), &format!("{BEN},{CY}"), false)).await;
+    }
+    w.send_ok(&message("list-remote", "x@elsewhere.example.net", false)).await;
+    w.drain().await;
+
+    let page: Value = w
+        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?limit=4&offset=0")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 7);
+    assert_eq!(page["items"].as_array().unwrap().len(), 4);
+    // Newest first.
+    assert_eq!(page["items"][0]["xdMsgId"], "list-remote");
+    let rest: Value = w
+        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?limit=4&offset=4")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 3);
+    let waiting: Value = w
+        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?status=SMTPINIT")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waiting["total"], 1);
+    assert_eq!(waiting["items"][0]["recipient"], "x@elsewhere.example.net");
+    // B sent nothing.
+    let none: Value = w.get_as(&w.vendor_b, "/MessagingAPI/dirmsg/messages").await.json().await.unwrap();
+    assert_eq!(none["total"], 0);
+    let r = w.get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?status=LOST").await;
+    assert_eq!(error_of(r).await.1["error"]["field"], "status");
+
+    // The ops report: the SOAP report's rows, as CSV and JSON.
+    let today = chrono::Utc::now().date_naive();
+    let csv = w
+        .get_as(&w.ops, &format!("/api/v1/reports/messages?period=daily&date={today}&format=csv"))
+        .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "From,To,Message ID,Message Size,Status,Sent Time,XDR Message ID,XDR Source ID,XDR Unique ID,XDR Patient ID");
+    assert_eq!(lines.len(), 8);
+    assert_eq!(lines.iter().filter(|l| l.contains(",Delivered,")).count(), 6);
+    assert_eq!(lines.iter().filter(|l| l.contains(",Waiting,")).count(), 1);
+    let json: Value = w
+        .get_as(&w.ops, &format!("/api/v1/reports/messages?period=monthly&date={today}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 7);
+    assert_eq!(json[0]["from"], SENDER);
+    let r = w.get_as(&w.vendor_a, "/api/v1/reports/messages").await;
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn endpoint_registration_is_checked_and_hides_credentials() {
+    let w = World::new().await;
+    // Only addresses of granted organizations.
+    let r = w
+        .f
+        .app
+        .http
+        .put(w.url(&format!("/api/v1/messaging/endpoints/{BEN}")))
+        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+        .json(&json!({"inboundUrl": "https://ehr.example.org/in"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let bad = |body: Value| {
+        w.f.app
+            .http
+            .put(w.url(&format!("/api/v1/messaging/endpoints/{BEN}")))
+            .basic_auth(w.vendor_b.0, Some(&w.vendor_b.1))
+            .json(&body)
+            .send()
+    };
+    for (body, field) in [
+        (json!({"inboundUrl": "ftp://ehr.example.org/in"}), "inboundUrl"),
+        (json!({"dsnUrl": "https://user:pw@ehr.example.org/"}), "dsnUrl"),
+        (json!({"inboundShape": "nested"}), "inboundShape"),
+        (json!({"xdmDelivery": "both"}), "xdmDelivery"),
+        (json!({"inboundAuth": {"type": "header", "name": "webhook-id", "value": "x"}}), "inboundAuth"),
+    ] {
+        let (status, v) = error_of(bad(body).await.unwrap()).await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    let view: Value = w.get_as(&w.vendor_b, &format!("/api/v1/messaging/endpoints/{BEN}")).await.json().await.unwrap();
+    assert_eq!(view["inboundAuth"], "basic");
+    assert_eq!(view["inboundShape"], "flat");
+    assert!(!view.to_string().contains("s3cret"), "{view}");
+    // Stored sealed, not as text.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT inbound_auth FROM address_endpoints LIMIT 1")
+        .fetch_one(&w.f.app.db.pool)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("s3cret"));
+
+    // Rotating the signing secret changes it; the next notification is signed with the new one.
+    let old = w.signing_key.to_whsec();
+    let rotated: Value = w
+        .f
+        .app
+        .http
+        .post(w.url("/api/v1/messaging/signing-secret/rotate"))
+        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["secret"].as_str().unwrap();
+    assert_ne!(new, old);
+    w.send_ok(&message("rotated-1", BEN, false)).await;
+    w.drain().await;
+    let key = SigningKey::from_whsec(new).unwrap();
+    let notes: Vec<_> = w.dsn.accepted();
+    assert!(!notes.is_empty());
+    for n in &notes {
+        crate::messaging::assert_signed(n, &key);
+    }
+}
