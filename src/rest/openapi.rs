@@ -530,10 +530,10 @@ mod schemas {
 
     /// The patient, document and author fields of a message. On `send_ccda` they describe the
     /// XDM submission (when `xdm` is true) and travel with the message to a recipient hosted
-    /// here; on an inbound message they are present when the sender is one of ours. Text fields
-    /// hold at most 1000 characters without control characters (`messageBody` and
-    /// `patient_summary`: up to 100000 and 1000, line breaks allowed); a number is accepted where
-    /// a string is expected.
+    /// here; on an inbound message they are present when the sender is one of ours. Each holds
+    /// at most 1000 characters without control characters, except `messageBody` (100000) and
+    /// `patient_summary`, which may contain line breaks; a number is accepted where a string is
+    /// expected.
     #[derive(Serialize, ToSchema)]
     #[allow(non_snake_case)]
     pub struct MessageMetadata {
@@ -547,7 +547,6 @@ mod schemas {
         /// OID of the authority that assigned `patientId` (the patient id becomes `id^^^&oid&ISO`).
         #[schema(example = "2.16.840.1.113883.19.5")]
         pub assigning_authority: Option<String>,
-        /// The patient's id (with `assigning_authority`, the XDM patient id).
         #[schema(schema_with = text_or_number)]
         pub patientId: Option<String>,
         pub patientIdType: Option<String>,

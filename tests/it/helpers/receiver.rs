@@ -2,7 +2,7 @@
 //! records every request and answers with a status the test chooses.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,7 @@ impl Received {
 struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 pub struct Receiver {
@@ -55,6 +56,7 @@ impl Receiver {
         let shared = Shared {
             log: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -77,6 +79,12 @@ impl Receiver {
     /// The status every following request gets.
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Each request is answered (and recorded) only after `d`: a slow EHR. A request whose
+    /// sender vanishes meanwhile is never recorded.
+    pub fn delay(&self, d: Duration) {
+        self.shared.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -120,6 +128,10 @@ impl Drop for Receiver {
 }
 
 async fn record(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = s.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let status = s.status.load(Ordering::SeqCst);
     s.log.lock().unwrap().push(Received {
         path: uri.path().to_owned(),
