@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
-use crate::jobs::{JobRegistry, RetryPolicy, Worker};
 use crate::http::rate_limit::RateLimiter;
+use crate::jobs::{JobRegistry, RetryPolicy, Worker};
 use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
 

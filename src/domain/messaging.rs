@@ -334,9 +334,8 @@ fn parse_recipients(list: &str) -> Result<Vec<DirectAddress>, Invalid> {
         if part.is_empty() {
             continue;
         }
-        let a = DirectAddress::parse(part).map_err(|e| {
-            Invalid::new("toDirectAddress", format!("{part:?}: {}", e.message))
-        })?;
+        let a = DirectAddress::parse(part)
+            .map_err(|e| Invalid::new("toDirectAddress", format!("{part:?}: {}", e.message)))?;
         // The same recipient twice is one delivery.
         if !out
             .iter()
@@ -375,7 +374,8 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
     }
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        let at = |field: &'static str, msg: &str| Invalid::new(field, format!("attachment {i}: {msg}"));
+        let at =
+            |field: &'static str, msg: &str| Invalid::new(field, format!("attachment {i}: {msg}"));
         let item = item
             .as_object()
             .ok_or_else(|| Invalid::new(LIST, format!("attachment {i}: must be an object")))?;
@@ -387,8 +387,9 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
             None => "application/octet-stream".to_owned(),
         };
         let content = match text("attachmentContent")? {
-            Some(c) if !c.trim().is_empty() => decode_base64(&c)
-                .ok_or_else(|| at("attachmentContent", "is not valid base64"))?,
+            Some(c) if !c.trim().is_empty() => {
+                decode_base64(&c).ok_or_else(|| at("attachmentContent", "is not valid base64"))?
+            }
             _ => return Err(at("attachmentContent", "is required")),
         };
         let title = text("attachmentTitle")?.filter(|t| !t.trim().is_empty());
@@ -434,9 +435,8 @@ pub fn parse_media_type(s: &str) -> Result<String, String> {
     let (essence, params) = s.split_once(';').unwrap_or((s, ""));
     let token = |t: &str| {
         !t.is_empty()
-            && t.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-            })
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
     let ok = essence
         .trim()
@@ -444,9 +444,9 @@ pub fn parse_media_type(s: &str) -> Result<String, String> {
         .is_some_and(|(t, st)| token(t) && token(st));
     let params_ok = params.is_empty()
         || params.split(';').all(|p| {
-            p.trim()
-                .split_once('=')
-                .is_some_and(|(n, v)| token(n.trim()) && !v.trim().is_empty() && !v.contains(['\r', '\n']))
+            p.trim().split_once('=').is_some_and(|(n, v)| {
+                token(n.trim()) && !v.trim().is_empty() && !v.contains(['\r', '\n'])
+            })
         });
     if ok && params_ok {
         Ok(s.to_ascii_lowercase())

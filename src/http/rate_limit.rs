@@ -63,7 +63,10 @@ mod tests {
             assert!(l.check_at(c, t0).is_ok());
         }
         let wait = l.check_at(c, t0).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
         // Another client is not affected.
         assert!(l.check_at(Uuid::new_v4(), t0).is_ok());
         // After one interval, one more request fits.

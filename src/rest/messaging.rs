@@ -24,10 +24,10 @@ use crate::domain::Invalid;
 use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
-use crate::service::messaging::admin::{self, EndpointRequest, EndpointView};
-use crate::service::messaging::{self, Listing, ListQuery, RecipientStatus, SendReply};
-use crate::service::reports::{self as reports, Period};
 use crate::service::Actor;
+use crate::service::messaging::admin::{self, EndpointRequest, EndpointView};
+use crate::service::messaging::{self, ListQuery, Listing, RecipientStatus, SendReply};
+use crate::service::reports::{self as reports, Period};
 use crate::store::messaging::GrantRow;
 
 pub const SEND_PATH: &str = "/MessagingAPI/dirmsg/send_ccda";
@@ -143,8 +143,16 @@ pub async fn list_messages(
     Vendor(client): Vendor,
     Query(p): Query<ListParams>,
 ) -> AppResult<Json<Listing>> {
-    let from = p.from.as_deref().map(|s| parse_instant("from", s)).transpose()?;
-    let until = p.until.as_deref().map(|s| parse_instant("until", s)).transpose()?;
+    let from = p
+        .from
+        .as_deref()
+        .map(|s| parse_instant("from", s))
+        .transpose()?;
+    let until = p
+        .until
+        .as_deref()
+        .map(|s| parse_instant("until", s))
+        .transpose()?;
     let q = ListQuery {
         from,
         until,
@@ -191,7 +199,8 @@ fn credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(Uuid, String)> 
         .and_then(|(_, b64)| STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| s.split_once(':').map(|(i, p)| (i.to_owned(), p.to_owned())));
-    let (id, secret) = from_header.or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)))?;
+    let (id, secret) =
+        from_header.or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)))?;
     Some((Uuid::parse_str(id.trim()).ok()?, secret))
 }
 
@@ -208,7 +217,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         );
     }
     let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "unreadable form");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "unreadable form",
+        );
     };
     if form.grant_type.as_deref() != Some("client_credentials") {
         return oauth_error(
@@ -218,12 +231,20 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         );
     }
     let Some((id, secret)) = credentials(&headers, &form) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client credentials are missing");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client credentials are missing",
+        );
     };
     let client = match state.verifier.verify(&state.db, id, &secret).await {
         Ok(c) => c,
         Err(AppError::Unauthorized) => {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong secret",
+            );
         }
         Err(e) => return e.into_response(),
     };
@@ -258,7 +279,15 @@ pub async fn put_endpoint(
 ) -> AppResult<Json<EndpointView>> {
     let actor = Actor::client(client.id, request_id);
     Ok(Json(
-        admin::put_endpoint(&state.db, &state.messaging, client.id, &address, req, &actor).await?,
+        admin::put_endpoint(
+            &state.db,
+            &state.messaging,
+            client.id,
+            &address,
+            req,
+            &actor,
+        )
+        .await?,
     ))
 }
 
@@ -283,7 +312,8 @@ pub async fn signing_secret(
     RequestId(request_id): RequestId,
 ) -> AppResult<Json<SigningSecret>> {
     let actor = Actor::client(client.id, request_id);
-    let secret = admin::signing_secret(&state.db, &state.messaging, client.id, false, &actor).await?;
+    let secret =
+        admin::signing_secret(&state.db, &state.messaging, client.id, false, &actor).await?;
     Ok(Json(SigningSecret { secret }))
 }
 
@@ -293,7 +323,8 @@ pub async fn rotate_signing_secret(
     RequestId(request_id): RequestId,
 ) -> AppResult<Json<SigningSecret>> {
     let actor = Actor::client(client.id, request_id);
-    let secret = admin::signing_secret(&state.db, &state.messaging, client.id, true, &actor).await?;
+    let secret =
+        admin::signing_secret(&state.db, &state.messaging, client.id, true, &actor).await?;
     Ok(Json(SigningSecret { secret }))
 }
 
@@ -314,7 +345,14 @@ pub async fn create_grant(
 ) -> AppResult<(StatusCode, Json<GrantRow>)> {
     require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
-    let g = admin::grant(&state.db, &state.messaging, req.client_id, &req.domain, &actor).await?;
+    let g = admin::grant(
+        &state.db,
+        &state.messaging,
+        req.client_id,
+        &req.domain,
+        &actor,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 
@@ -423,7 +461,8 @@ pub async fn message_report(
         Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
             .map_err(|_| AppError::BadRequest(Invalid::new("date", "must be YYYY-MM-DD")))?,
     };
-    let rows = reports::status_rows(&state.db, period, day, q.reseller_id, q.domain.as_deref()).await?;
+    let rows =
+        reports::status_rows(&state.db, period, day, q.reseller_id, q.domain.as_deref()).await?;
     match q.format.as_deref().unwrap_or("json") {
         "csv" => Ok((
             [(CONTENT_TYPE, "text/csv; charset=utf-8")],
@@ -448,6 +487,9 @@ pub async fn message_report(
                 .collect();
             Ok(Json(rows).into_response())
         }
-        _ => Err(AppError::BadRequest(Invalid::new("format", "must be csv or json"))),
+        _ => Err(AppError::BadRequest(Invalid::new(
+            "format",
+            "must be csv or json",
+        ))),
     }
 }

@@ -23,7 +23,10 @@ pub fn router(messaging_body_limit: usize) -> Router<AppState> {
             post(messaging::send_ccda).layer(DefaultBodyLimit::max(messaging_body_limit)),
         )
         .route("/MessagingAPI/dirmsg/status", get(messaging::status))
-        .route("/MessagingAPI/dirmsg/messages", get(messaging::list_messages))
+        .route(
+            "/MessagingAPI/dirmsg/messages",
+            get(messaging::list_messages),
+        )
         .route("/oauth2/token", post(messaging::token))
         .route(
             "/api/v1/messaging/endpoints/{address}",

@@ -36,11 +36,12 @@ pub async fn delete_grant(
     client: Uuid,
     organization: i64,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM messaging_grants WHERE client_id = $1 AND organization_id = $2")
-        .bind(client)
-        .bind(organization)
-        .execute(conn)
-        .await?;
+    let r =
+        sqlx::query("DELETE FROM messaging_grants WHERE client_id = $1 AND organization_id = $2")
+            .bind(client)
+            .bind(organization)
+            .execute(conn)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -147,8 +148,7 @@ pub async fn find_address(
 
 /// Which of `addresses` (lower-cased `local@domain`) are hosted here.
 pub async fn hosted_among(db: &PgPool, addresses: &[String]) -> Result<Vec<String>, sqlx::Error> {
-    let (users, domains): (Vec<&str>, Vec<&str>) =
-        addresses.iter().map(|a| split(a)).unzip();
+    let (users, domains): (Vec<&str>, Vec<&str>) = addresses.iter().map(|a| split(a)).unzip();
     sqlx::query_scalar(
         "SELECT lower(a.username || '@' || a.domain) FROM direct_addresses a
          JOIN unnest($1::text[], $2::text[]) AS x(u, d)
@@ -272,11 +272,13 @@ pub async fn token_client(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT client_id FROM oauth_tokens WHERE token_hash = $1 AND expires_at > $2")
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT client_id FROM oauth_tokens WHERE token_hash = $1 AND expires_at > $2",
+    )
+    .bind(hash)
+    .bind(now)
+    .fetch_optional(db)
+    .await
 }
 
 // ---- messages ------------------------------------------------------------------------------
@@ -327,7 +329,10 @@ pub struct NewMessage<'a> {
 }
 
 /// `false` when a message with this vendor messageId exists already (a concurrent duplicate).
-pub async fn insert_message(conn: &mut PgConnection, m: &NewMessage<'_>) -> Result<bool, sqlx::Error> {
+pub async fn insert_message(
+    conn: &mut PgConnection,
+    m: &NewMessage<'_>,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
              size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,
@@ -520,7 +525,8 @@ pub struct StatusRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const STATUS_SELECT: &str = "SELECT m.client_id, m.from_address, r.recipient, m.vendor_message_id, m.transaction_id,
+const STATUS_SELECT: &str =
+    "SELECT m.client_id, m.from_address, r.recipient, m.vendor_message_id, m.transaction_id,
         m.created_at, r.status, r.failure_reason, r.updated_at
      FROM messages m JOIN message_recipients r ON r.message_id = m.id";
 
@@ -553,7 +559,10 @@ pub struct ListFilter<'a> {
 }
 
 /// A vendor's sent messages, newest first, one row per recipient; with the total count.
-pub async fn list_sent(db: &PgPool, f: &ListFilter<'_>) -> Result<(Vec<StatusRow>, i64), sqlx::Error> {
+pub async fn list_sent(
+    db: &PgPool,
+    f: &ListFilter<'_>,
+) -> Result<(Vec<StatusRow>, i64), sqlx::Error> {
     const WHERE: &str = "WHERE m.client_id = $1 AND m.direction = 'outbound'
            AND ($2::timestamptz IS NULL OR m.created_at >= $2)
            AND ($3::timestamptz IS NULL OR m.created_at < $3)

@@ -64,8 +64,7 @@ impl SigningKey {
         let expected = self.sign(id, timestamp, body);
         let expected = expected.as_bytes();
         header.split(' ').any(|candidate| {
-            candidate.len() == expected.len()
-                && openssl::memcmp::eq(candidate.as_bytes(), expected)
+            candidate.len() == expected.len() && openssl::memcmp::eq(candidate.as_bytes(), expected)
         })
     }
 }
@@ -179,9 +178,17 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = key.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert!(key.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &format!("v1,bogus {sig}")));
+        assert!(key.verify(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+            &format!("v1,bogus {sig}")
+        ));
         assert!(!key.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, body, &sig));
-        assert_eq!(SigningKey::from_whsec(&key.to_whsec()).unwrap().as_bytes(), key.as_bytes());
+        assert_eq!(
+            SigningKey::from_whsec(&key.to_whsec()).unwrap().as_bytes(),
+            key.as_bytes()
+        );
     }
 
     #[test]

@@ -289,6 +289,7 @@ async fn the_background_worker_runs_committed_jobs_and_never_rolled_back_ones() 
         config,
         registry,
         background_worker: true,
+        ..Default::default()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await; // the worker's LISTEN is in place
@@ -345,6 +346,7 @@ async fn shutdown_waits_for_the_jobs_that_are_running() {
         config,
         registry,
         background_worker: true,
+        ..Default::default()
     })
     .await;
     let pool = app.db.pool.clone();

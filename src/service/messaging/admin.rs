@@ -47,7 +47,11 @@ pub async fn grant(
     sql::insert_grant(&mut tx, client, org).await?;
     sql::ensure_signing_key(&mut tx, client, &seal_key(ctx, &SigningKey::generate())?).await?;
     let object = format!("{client}:{org}");
-    store::audit::record(&mut tx, actor.audit("messaging.grant", "messaging_grant", &object)).await?;
+    store::audit::record(
+        &mut tx,
+        actor.audit("messaging.grant", "messaging_grant", &object),
+    )
+    .await?;
     tx.commit().await?;
     sql::list_grants(db, Some(client))
         .await?
@@ -65,7 +69,11 @@ pub async fn revoke(db: &PgPool, client: Uuid, domain: &str, actor: &Actor) -> A
         return Err(AppError::NotFound(format!("grant of {domain} to {client}")));
     }
     let object = format!("{client}:{org}");
-    store::audit::record(&mut tx, actor.audit("messaging.revoke", "messaging_grant", &object)).await?;
+    store::audit::record(
+        &mut tx,
+        actor.audit("messaging.revoke", "messaging_grant", &object),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -86,10 +94,22 @@ pub async fn set_address_enabled(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("address {a}")))?;
     let mut tx = db.begin().await?;
-    let status = if enabled { ADDRESS_ACTIVE } else { ADDRESS_DISABLED };
+    let status = if enabled {
+        ADDRESS_ACTIVE
+    } else {
+        ADDRESS_DISABLED
+    };
     sql::set_address_status(&mut tx, row.id, status).await?;
-    let action = if enabled { "address.enable" } else { "address.disable" };
-    store::audit::record(&mut tx, actor.audit(action, "direct_address", &row.id.to_string())).await?;
+    let action = if enabled {
+        "address.enable"
+    } else {
+        "address.disable"
+    };
+    store::audit::record(
+        &mut tx,
+        actor.audit(action, "direct_address", &row.id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -133,14 +153,16 @@ fn auth_kind(a: &Option<EndpointAuth>) -> &'static str {
 fn check_auth(field: &'static str, a: &Option<EndpointAuth>) -> AppResult<()> {
     let bad = |m: &str| Err(AppError::Invalid(Invalid::new(field, m)));
     match a {
-        Some(EndpointAuth::Basic { username, password }) => {
-            if username.is_empty() || username.contains(':') || password.is_empty() {
-                return bad("basic credentials need a username without ':' and a password");
-            }
+        Some(EndpointAuth::Basic { username, password })
+            if username.is_empty() || username.contains(':') || password.is_empty() =>
+        {
+            return bad("basic credentials need a username without ':' and a password");
         }
         Some(EndpointAuth::Header { name, value }) => {
             let token = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !token || value.is_empty() || value.contains(['\r', '\n']) {
                 return bad("a header needs a valid name and a non-empty value");
             }
@@ -163,7 +185,9 @@ async fn granted_address(db: &PgPool, client: Uuid, address: &str) -> AppResult<
         .await?
         .filter(|r| r.granted)
         .ok_or_else(|| {
-            AppError::Forbidden(format!("{a} is not an address of an organization granted to this client"))
+            AppError::Forbidden(format!(
+                "{a} is not an address of an organization granted to this client"
+            ))
         })?;
     Ok((row.id, row.address))
 }
@@ -202,7 +226,10 @@ pub async fn put_endpoint(
     let seal = |a: &Option<EndpointAuth>| -> AppResult<Option<Vec<u8>>> {
         match a {
             None | Some(EndpointAuth::None) => Ok(None),
-            Some(a) => Ok(Some(ctx.kek.seal_bytes(AUTH_PURPOSE, &serde_json::to_vec(a).map_err(anyhow::Error::from)?)?)),
+            Some(a) => Ok(Some(ctx.kek.seal_bytes(
+                AUTH_PURPOSE,
+                &serde_json::to_vec(a).map_err(anyhow::Error::from)?,
+            )?)),
         }
     };
     let row = sql::EndpointRow {
@@ -218,7 +245,11 @@ pub async fn put_endpoint(
     };
     let mut tx = db.begin().await?;
     sql::upsert_endpoint(&mut tx, &row).await?;
-    store::audit::record(&mut tx, actor.audit("endpoint.put", "direct_address", &address_id.to_string())).await?;
+    store::audit::record(
+        &mut tx,
+        actor.audit("endpoint.put", "direct_address", &address_id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(EndpointView {
         address,
@@ -245,7 +276,10 @@ pub async fn get_endpoint(
     let kind = |sealed: &Option<Vec<u8>>| -> AppResult<&'static str> {
         Ok(match sealed {
             None => "none",
-            Some(s) => auth_kind(&Some(serde_json::from_slice(&ctx.kek.open_bytes(AUTH_PURPOSE, s)?).map_err(anyhow::Error::from)?)),
+            Some(s) => auth_kind(&Some(
+                serde_json::from_slice(&ctx.kek.open_bytes(AUTH_PURPOSE, s)?)
+                    .map_err(anyhow::Error::from)?,
+            )),
         })
     };
     Ok(EndpointView {
@@ -273,7 +307,11 @@ pub async fn signing_secret(
     let mut tx = db.begin().await?;
     let sealed = if rotate {
         sql::replace_signing_key(&mut tx, client, &sealed_fresh).await?;
-        store::audit::record(&mut tx, actor.audit("signing_secret.rotate", "api_client", &client.to_string())).await?;
+        store::audit::record(
+            &mut tx,
+            actor.audit("signing_secret.rotate", "api_client", &client.to_string()),
+        )
+        .await?;
         sealed_fresh
     } else {
         sql::ensure_signing_key(&mut tx, client, &sealed_fresh).await?
@@ -299,12 +337,21 @@ pub async fn issue_token(
     now: DateTime<Utc>,
 ) -> AppResult<Token> {
     if client.kind != ClientKind::Vendor {
-        return Err(AppError::Forbidden("only vendor clients get messaging tokens".into()));
+        return Err(AppError::Forbidden(
+            "only vendor clients get messaging tokens".into(),
+        ));
     }
     let token = secrets::generate_secret();
     let ttl = ctx.config.token_ttl;
     let expires = now + ttl;
-    sql::insert_token(db, &secrets::sha256_hex(token.as_bytes()), client.id, expires, now).await?;
+    sql::insert_token(
+        db,
+        &secrets::sha256_hex(token.as_bytes()),
+        client.id,
+        expires,
+        now,
+    )
+    .await?;
     Ok(Token {
         access_token: token,
         token_type: "Bearer",

@@ -168,7 +168,11 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
         .await
         .map_err(transient)?;
     let Some((endpoint, url)) = endpoint.and_then(|e| e.inbound_url.clone().map(|u| (e, u))) else {
-        return fail("local", format!("{recipient} has no inbound endpoint registered")).await;
+        return fail(
+            "local",
+            format!("{recipient} has no inbound endpoint registered"),
+        )
+        .await;
     };
     if status == Status::SmtpInit {
         let change = Change {
@@ -213,7 +217,10 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
             metrics::counter!("gateway_messages_failed_total", "route" => "local").increment(1);
             fail(
                 "remote",
-                format!("inbound endpoint failed after {} attempts: {e}", job.attempt),
+                format!(
+                    "inbound endpoint failed after {} attempts: {e}",
+                    job.attempt
+                ),
             )
             .await
         }
@@ -268,7 +275,11 @@ async fn notify(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), Jo
         id: &webhook_id,
         timestamp: Utc::now().timestamp(),
     };
-    match ctx.pusher.post_json(&url, &auth, body, &webhook_id, Some(signed)).await {
+    match ctx
+        .pusher
+        .post_json(&url, &auth, body, &webhook_id, Some(signed))
+        .await
+    {
         Ok(_) => Ok(()),
         // Dead after the last attempt: visible with its error in `jobs list --state dead`.
         Err(e) if job.attempt >= job.max_attempts => Err(JobError::Permanent(e.to_string())),
@@ -284,7 +295,9 @@ async fn time_out(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), 
         short_duration(ctx.config.timeout)
     );
     let mut tx = db.begin().await.map_err(transient)?;
-    let waiting = sql::waiting_recipients(&mut tx, id).await.map_err(transient)?;
+    let waiting = sql::waiting_recipients(&mut tx, id)
+        .await
+        .map_err(transient)?;
     for recipient in &waiting {
         let change = Change {
             status: Status::FailedTimeout,
@@ -305,7 +318,7 @@ async fn time_out(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), 
 /// `60m`, `90s`: how the configuration spells it.
 fn short_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    if secs % 60 == 0 {
+    if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -315,6 +328,8 @@ fn short_duration(d: std::time::Duration) -> String {
 fn open_auth(ctx: &MessagingContext, sealed: Option<&[u8]>) -> anyhow::Result<EndpointAuth> {
     match sealed {
         None => Ok(EndpointAuth::None),
-        Some(s) => Ok(serde_json::from_slice(&ctx.kek.open_bytes(AUTH_PURPOSE, s)?)?),
+        Some(s) => Ok(serde_json::from_slice(
+            &ctx.kek.open_bytes(AUTH_PURPOSE, s)?,
+        )?),
     }
 }

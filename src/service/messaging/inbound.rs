@@ -75,12 +75,23 @@ pub fn payload(
                 .as_deref()
                 .is_some_and(|n| n.to_ascii_lowercase().ends_with("-xdm.zip"));
         if is_package && xdm_delivery == XdmDelivery::Unpacked {
-            let docs = xdm::read_package(&a.content).map_err(|e| format!("XDM package unreadable: {e}"))?;
+            let docs = xdm::read_package(&a.content)
+                .map_err(|e| format!("XDM package unreadable: {e}"))?;
             for d in docs {
-                attachments.push(attachment(&d.media_type, d.title.as_deref(), Some(&d.file_name), &d.content));
+                attachments.push(attachment(
+                    &d.media_type,
+                    d.title.as_deref(),
+                    Some(&d.file_name),
+                    &d.content,
+                ));
             }
         } else {
-            attachments.push(attachment(&a.media_type, a.title.as_deref(), a.file_name.as_deref(), &a.content));
+            attachments.push(attachment(
+                &a.media_type,
+                a.title.as_deref(),
+                a.file_name.as_deref(),
+                &a.content,
+            ));
         }
     }
 
@@ -100,7 +111,11 @@ pub fn payload(
     body.insert("emailAttachmentList".into(), Value::Array(attachments));
     body.insert(
         "messageId".into(),
-        json!(parsed.message_id.unwrap_or_else(|| msg.smtp_message_id.clone())),
+        json!(
+            parsed
+                .message_id
+                .unwrap_or_else(|| msg.smtp_message_id.clone())
+        ),
     );
     if let Some(s) = parsed.subject {
         body.insert("messageSubject".into(), json!(s));
@@ -128,7 +143,12 @@ pub fn payload(
     serde_json::to_vec(&Value::Object(body)).map_err(|e| e.to_string())
 }
 
-fn attachment(media_type: &str, title: Option<&str>, file_name: Option<&str>, content: &[u8]) -> Value {
+fn attachment(
+    media_type: &str,
+    title: Option<&str>,
+    file_name: Option<&str>,
+    content: &[u8],
+) -> Value {
     let mut a = Map::new();
     a.insert("attachmentClass".into(), json!(media_type));
     a.insert("attachmentContent".into(), json!(STANDARD.encode(content)));

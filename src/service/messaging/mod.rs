@@ -89,7 +89,8 @@ pub async fn send(
     now: DateTime<Utc>,
 ) -> AppResult<SendReply> {
     let req = SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?;
-    let request_hash = Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
+    let request_hash =
+        Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
 
     if let Some(reply) = replay(db, client, &req.message_id, &request_hash).await? {
         return Ok(reply);
@@ -115,7 +116,11 @@ pub async fn send(
             sender.organization_status
         )));
     }
-    let timely = setting(&sender.settings, &sender.default_settings, "timely_and_reliable_flag");
+    let timely = setting(
+        &sender.settings,
+        &sender.default_settings,
+        "timely_and_reliable_flag",
+    );
     let final_delivery = req.asm_enabled || timely;
 
     let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
@@ -123,7 +128,13 @@ pub async fn send(
     let hosted = sql::hosted_among(db, &lowered).await?;
     let routes: Vec<&str> = lowered
         .iter()
-        .map(|r| if hosted.contains(r) { "local" } else { "remote" })
+        .map(|r| {
+            if hosted.contains(r) {
+                "local"
+            } else {
+                "remote"
+            }
+        })
         .collect();
 
     let id = Uuid::new_v4();
@@ -133,10 +144,16 @@ pub async fn send(
     let (mime, patient_cx) = {
         let req = req.clone();
         let source = ctx.config.xdm_source_id.clone();
-        let (smtp_id, uid, rcpts) = (smtp_message_id.clone(), unique_id.clone(), recipients.clone());
-        tokio::task::spawn_blocking(move || build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now))
-            .await
-            .map_err(anyhow::Error::from)??
+        let (smtp_id, uid, rcpts) = (
+            smtp_message_id.clone(),
+            unique_id.clone(),
+            recipients.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now)
+        })
+        .await
+        .map_err(anyhow::Error::from)??
     };
 
     let metadata = Value::Object(req.metadata.clone());
@@ -171,7 +188,9 @@ pub async fn send(
         drop(tx);
         return replay(db, client, &req.message_id, &request_hash)
             .await?
-            .ok_or_else(|| AppError::Conflict("messageId is being used by another request".into()));
+            .ok_or_else(|| {
+                AppError::Conflict("messageId is being used by another request".into())
+            });
     }
     sql::insert_recipients(&mut tx, id, &recipients, &routes, now).await?;
     for (recipient, route) in recipients.iter().zip(&routes) {
@@ -214,7 +233,10 @@ async fn replay(
         )));
     }
     let transaction_id = prior.transaction_id.unwrap_or(prior.id);
-    Ok(Some(SendReply::accepted(message_id.to_owned(), transaction_id)))
+    Ok(Some(SendReply::accepted(
+        message_id.to_owned(),
+        transaction_id,
+    )))
 }
 
 /// An address setting: its own value, else its organization's default, else off.
@@ -241,7 +263,12 @@ fn build_mime(
     final_delivery: bool,
     now: DateTime<Utc>,
 ) -> AppResult<(Vec<u8>, Option<String>)> {
-    let meta = |k: &str| req.metadata.get(k).and_then(Value::as_str).map(str::to_owned);
+    let meta = |k: &str| {
+        req.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let patient_cx = meta("patientId").map(|id| match meta("assigning_authority") {
         Some(aa) => format!("{id}^^^&{aa}&ISO"),
         None => id,
@@ -292,8 +319,9 @@ fn build_mime(
                 content: d.content,
             })
             .collect();
-        let zip = xdm::build_package(&submission, &docs)
-            .map_err(|e| AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string())))?;
+        let zip = xdm::build_package(&submission, &docs).map_err(|e| {
+            AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string()))
+        })?;
         vec![mime::OutboundAttachment {
             media_type: "application/zip".into(),
             file_name: req.xdm_package_name(),
@@ -354,7 +382,9 @@ fn to_status(r: sql::StatusRow) -> RecipientStatus {
         failure_reason: failed.then(|| r.failure_reason.unwrap_or_default()),
         status: r.status,
         transaction_id: r.transaction_id,
-        updated: r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        updated: r
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     }
 }
 
@@ -371,7 +401,10 @@ pub async fn status(
             "message {xd_msg_id} from {from}"
         )));
     }
-    let mine: Vec<_> = rows.into_iter().filter(|r| r.client_id == Some(client)).collect();
+    let mine: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.client_id == Some(client))
+        .collect();
     if mine.is_empty() {
         return Err(AppError::Forbidden(
             "the message was sent by another client".into(),
@@ -410,9 +443,16 @@ pub async fn list(db: &PgPool, client: Uuid, q: &ListQuery<'_>) -> AppResult<Lis
         )));
     }
     if q.offset < 0 {
-        return Err(AppError::BadRequest(Invalid::new("offset", "must not be negative")));
+        return Err(AppError::BadRequest(Invalid::new(
+            "offset",
+            "must not be negative",
+        )));
     }
-    let status = q.status.map(|s| Status::parse(s).map(Status::as_str)).transpose().map_err(AppError::BadRequest)?;
+    let status = q
+        .status
+        .map(|s| Status::parse(s).map(Status::as_str))
+        .transpose()
+        .map_err(AppError::BadRequest)?;
     let (rows, total) = sql::list_sent(
         db,
         &sql::ListFilter {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod db_proxy;
 pub mod process;
 pub mod receiver;
 
@@ -178,6 +179,11 @@ impl TestDb {
         Self::pool_to(&self.name, 10).await
     }
 
+    /// How to reach this database (for a proxy in front of it).
+    pub fn connect_options(&self) -> PgConnectOptions {
+        server().options(&self.name)
+    }
+
     async fn pool_to(name: &str, max: u32) -> PgPool {
         PgPoolOptions::new()
             .max_connections(max)
@@ -215,6 +221,8 @@ pub struct TestOptions {
     /// Run the background worker loop, as the server does; off by default so tests drive jobs
     /// with `run_until_idle`.
     pub background_worker: bool,
+    /// Reach the database through a `DbProxy` the test can cut.
+    pub db_proxy: bool,
 }
 
 impl Default for TestOptions {
@@ -223,6 +231,7 @@ impl Default for TestOptions {
             config: test_config(),
             registry: JobRegistry::new(),
             background_worker: false,
+            db_proxy: false,
         }
     }
 }
@@ -233,6 +242,7 @@ pub struct TestApp {
     pub state: AppState,
     pub worker: Worker,
     pub http: reqwest::Client,
+    pub proxy: Option<db_proxy::DbProxy>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -250,9 +260,19 @@ impl TestApp {
     /// Runs an app on an existing test database (e.g. a second replica).
     pub async fn spawn_on(db: TestDb, opts: TestOptions) -> Self {
         hisp_gateway::install_crypto_provider();
-        let app = App::build(opts.config, db.pool.clone(), opts.registry)
-            .await
-            .unwrap();
+        let (pool, proxy) = if opts.db_proxy {
+            let proxy = db_proxy::DbProxy::start(db.connect_options());
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.config.database.max_connections)
+                .acquire_timeout(opts.config.database.acquire_timeout)
+                .connect_with(proxy.options())
+                .await
+                .unwrap();
+            (pool, Some(proxy))
+        } else {
+            (db.pool.clone(), None)
+        };
+        let app = App::build(opts.config, pool, opts.registry).await.unwrap();
         let addr = app.local_addr();
         let state = app.state().clone();
         let worker = app.worker();
@@ -268,6 +288,7 @@ impl TestApp {
             state,
             worker,
             http,
+            proxy,
             shutdown,
             task: Some(task),
         }

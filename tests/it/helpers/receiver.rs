@@ -84,7 +84,9 @@ impl Receiver {
     /// Each request is answered (and recorded) only after `d`: a slow EHR. A request whose
     /// sender vanishes meanwhile is never recorded.
     pub fn delay(&self, d: Duration) {
-        self.shared.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+        self.shared
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -68,7 +68,10 @@ async fn a_server_killed_mid_delivery_loses_and_duplicates_nothing() {
     w.inbox.wait_accepted(50, Duration::from_secs(120)).await;
     first.crash();
     let at_crash = w.inbox.accepted().len();
-    assert!(at_crash < MESSAGES, "everything was delivered before the crash");
+    assert!(
+        at_crash < MESSAGES,
+        "everything was delivered before the crash"
+    );
 
     // A new process on the same database finishes the work.
     let second = GatewayProcess::start(server(&w.f.app.db.url));
@@ -106,7 +109,10 @@ async fn a_server_killed_mid_delivery_loses_and_duplicates_nothing() {
     .await
     .unwrap();
     assert_eq!(statuses.len(), MESSAGES);
-    assert!(statuses.iter().all(|(_, s)| s == "DISPATCHED"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(_, s)| s == "DISPATCHED"),
+        "{statuses:?}"
+    );
 
     // The receiver's count: every message once. A push whose answer reached us just before
     // the kill is repeated with the same Idempotency-Key (an EHR drops the repeat), so it is
@@ -122,7 +128,10 @@ async fn a_server_killed_mid_delivery_loses_and_duplicates_nothing() {
     }
     assert_eq!(per_message.len(), MESSAGES, "every message reached the EHR");
     for (id, keys) in &per_message {
-        assert!(keys.iter().all(|k| *k == keys[0]), "{id} pushed as different deliveries: {keys:?}");
+        assert!(
+            keys.iter().all(|k| *k == keys[0]),
+            "{id} pushed as different deliveries: {keys:?}"
+        );
     }
     let repeats = pushes.len() - MESSAGES;
     assert!(

@@ -55,7 +55,10 @@ async fn raw_and_xdm_messages_reach_both_recipients_with_signed_notifications() 
             "Clinical Report for Patient Ralph Kramden. Please find attached clinical report"
         );
         assert_eq!(raw["patientLastname"], "Kramden");
-        assert_eq!(raw["replyToMessageId"], "2ea5021a-0c52-470a-8635-7aee90e5be34");
+        assert_eq!(
+            raw["replyToMessageId"],
+            "2ea5021a-0c52-470a-8635-7aee90e5be34"
+        );
         assert_eq!(raw["asmEnabled"], true);
         let got = attachments(raw);
         assert_eq!(got.len(), 2);
@@ -77,7 +80,10 @@ async fn raw_and_xdm_messages_reach_both_recipients_with_signed_notifications() 
         for i in 0..zip.len() {
             let mut f = zip.by_index(i).unwrap();
             let name = f.name().unwrap().to_string();
-            if f.is_file() && name.starts_with("IHE_XDM/SUBSET01/") && !name.ends_with("METADATA.XML") {
+            if f.is_file()
+                && name.starts_with("IHE_XDM/SUBSET01/")
+                && !name.ends_with("METADATA.XML")
+            {
                 let mut buf = Vec::new();
                 f.read_to_end(&mut buf).unwrap();
                 docs.push(buf);
@@ -103,7 +109,10 @@ async fn raw_and_xdm_messages_reach_both_recipients_with_signed_notifications() 
                 assert_eq!(n["Status"], "Success");
                 assert_eq!(
                     n["Disposition"],
-                    format!("action/MDN-sent-automatically;{}", n["Description"].as_str().unwrap())
+                    format!(
+                        "action/MDN-sent-automatically;{}",
+                        n["Description"].as_str().unwrap()
+                    )
                 );
                 assert!(n["Timestamp"].as_str().unwrap().ends_with('z'));
                 (

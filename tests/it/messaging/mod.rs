@@ -34,14 +34,6 @@ pub fn ccda() -> Vec<u8> {
     .unwrap()
 }
 
-pub fn consult_note() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ccda/consult-note-closing-referral-ccda21.xml"
-    ))
-    .unwrap()
-}
-
 /// Bytes no text transcoding survives unchanged: every byte value.
 pub fn binary_pdf() -> Vec<u8> {
     let mut b = b"%PDF-1.6\n".to_vec();
@@ -305,8 +297,10 @@ pub fn message(message_id: &str, to: &str, xdm: bool) -> Value {
     })
 }
 
-/// Decoded attachments of an inbound JSON body: (class, title, file name, bytes).
-pub fn attachments(body: &Value) -> Vec<(String, Option<String>, Option<String>, Vec<u8>)> {
+/// One decoded attachment of an inbound JSON body: (class, title, file name, bytes).
+pub type Doc = (String, Option<String>, Option<String>, Vec<u8>);
+
+pub fn attachments(body: &Value) -> Vec<Doc> {
     body["emailAttachmentList"]
         .as_array()
         .unwrap()
@@ -323,5 +317,3 @@ pub fn attachments(body: &Value) -> Vec<(String, Option<String>, Option<String>,
         })
         .collect()
 }
-
-pub const WAIT: Duration = Duration::from_secs(30);

@@ -11,25 +11,58 @@ async fn error_of(r: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn each_invalid_field_is_a_400_naming_it_and_writes_nothing() {
     let w = World::new().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("messageId", Box::new(|v| {
-            v.as_object_mut().unwrap().remove("messageId");
-        })),
-        ("fromDirectAddress", Box::new(|v| {
-            v.as_object_mut().unwrap().remove("fromDirectAddress");
-        })),
-        ("toDirectAddress", Box::new(|v| {
-            v.as_object_mut().unwrap().remove("toDirectAddress");
-        })),
-        ("emailAttachmentList", Box::new(|v| {
-            v.as_object_mut().unwrap().remove("emailAttachmentList");
-        })),
-        ("fromDirectAddress", Box::new(|v| v["fromDirectAddress"] = json!("ada-at-harbor"))),
-        ("toDirectAddress", Box::new(|v| v["toDirectAddress"] = json!(format!("{BEN},cy@@lakeside")))),
-        ("attachmentContent", Box::new(|v| v["emailAttachmentList"][1]["attachmentContent"] = json!("not base64 at all!"))),
-        ("emailAttachmentList", Box::new(|v| v["emailAttachmentList"] = json!([]))),
-        ("attachmentClass", Box::new(|v| v["emailAttachmentList"][0]["attachmentClass"] = json!("xml document"))),
-        ("patientDOB", Box::new(|v| v["patientDOB"] = json!("26/02/1916"))),
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "messageId",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("messageId");
+            }),
+        ),
+        (
+            "fromDirectAddress",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("fromDirectAddress");
+            }),
+        ),
+        (
+            "toDirectAddress",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("toDirectAddress");
+            }),
+        ),
+        (
+            "emailAttachmentList",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("emailAttachmentList");
+            }),
+        ),
+        (
+            "fromDirectAddress",
+            Box::new(|v| v["fromDirectAddress"] = json!("ada-at-harbor")),
+        ),
+        (
+            "toDirectAddress",
+            Box::new(|v| v["toDirectAddress"] = json!(format!("{BEN},cy@@lakeside"))),
+        ),
+        (
+            "attachmentContent",
+            Box::new(|v| {
+                v["emailAttachmentList"][1]["attachmentContent"] = json!("not base64 at all!")
+            }),
+        ),
+        (
+            "emailAttachmentList",
+            Box::new(|v| v["emailAttachmentList"] = json!([])),
+        ),
+        (
+            "attachmentClass",
+            Box::new(|v| v["emailAttachmentList"][0]["attachmentClass"] = json!("xml document")),
+        ),
+        (
+            "patientDOB",
+            Box::new(|v| v["patientDOB"] = json!("26/02/1916")),
+        ),
         ("xdm", Box::new(|v| v["xdm"] = json!("maybe"))),
     ];
     for (i, (field, mutate)) in cases.iter().enumerate() {
@@ -41,17 +74,16 @@ async fn each_invalid_field_is_a_400_naming_it_and_writes_nothing() {
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
     }
     // Not JSON at all.
-    let r = w
-        .f
-        .app
-        .http
-        .post(w.url(SEND))
-        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-        .header("content-type", "application/json")
-        .body("{\"fromDirectAddress\": ")
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.f.app
+            .http
+            .post(w.url(SEND))
+            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+            .header("content-type", "application/json")
+            .body("{\"fromDirectAddress\": ")
+            .send()
+            .await
+            .unwrap();
     let (status, v) = error_of(r).await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], "malformed");
@@ -63,26 +95,37 @@ async fn each_invalid_field_is_a_400_naming_it_and_writes_nothing() {
 async fn senders_must_be_granted_enabled_and_activated() {
     let w = World::new().await;
     // Vendor B may not send from A's address.
-    let r = w.f.app.post_json_as(SEND, &w.vendor_b, &message("g-1", CY, false)).await;
+    let r =
+        w.f.app
+            .post_json_as(SEND, &w.vendor_b, &message("g-1", CY, false))
+            .await;
     let (status, v) = error_of(r).await;
     assert_eq!(status, 403, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("may send from"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may send from"),
+        "{v}"
+    );
 
     // An address ops disabled.
-    let r = w
-        .f
-        .app
-        .http
-        .put(w.url(&format!("/api/v1/addresses/{SENDER}/status")))
-        .basic_auth(w.ops.0, Some(&w.ops.1))
-        .json(&json!({"status": "disabled"}))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.f.app
+            .http
+            .put(w.url(&format!("/api/v1/addresses/{SENDER}/status")))
+            .basic_auth(w.ops.0, Some(&w.ops.1))
+            .json(&json!({"status": "disabled"}))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 204);
     let (status, v) = error_of(w.send(&message("g-2", BEN, false)).await).await;
     assert_eq!(status, 403, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("disabled"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("disabled"),
+        "{v}"
+    );
 
     // An organization still waiting for its certificate.
     let session = w.f.login(Mode::Soap12).await;
@@ -101,15 +144,28 @@ async fn senders_must_be_granted_enabled_and_activated() {
     let (status, v) = error_of(w.send(&body).await).await;
     assert_eq!(status, 403, "{v}");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("CertificatePending, not Activated"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CertificatePending, not Activated"),
         "{v}"
     );
     assert_eq!(count(&w.f.app.db.pool, "messages").await, 0);
 
     // Only vendors use the messaging API; nobody unauthenticated.
-    let r = w.f.app.post_json_as(SEND, &w.ops, &message("g-4", BEN, false)).await;
+    let r =
+        w.f.app
+            .post_json_as(SEND, &w.ops, &message("g-4", BEN, false))
+            .await;
     assert_eq!(r.status(), 403);
-    let r = w.f.app.http.post(w.url(SEND)).json(&message("g-5", BEN, false)).send().await.unwrap();
+    let r =
+        w.f.app
+            .http
+            .post(w.url(SEND))
+            .json(&message("g-5", BEN, false))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -127,7 +183,12 @@ async fn a_replay_gets_the_first_reply_and_a_reused_message_id_is_409() {
     let (status, v) = error_of(w.send(&other).await).await;
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["error"]["code"], "conflict");
-    assert!(v["error"]["message"].as_str().unwrap().contains("urn:uuid:replay-1"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("urn:uuid:replay-1")
+    );
     assert_eq!(count(&w.f.app.db.pool, "messages").await, 1);
 
     // Another vendor may use the same messageId for its own message.
@@ -146,24 +207,25 @@ async fn status_of_unknown_and_foreign_messages() {
     assert_eq!(code, 404, "{v}");
     w.send_ok(&message("mine-1", BEN, false)).await;
     // B asks about A's message.
-    let r = w
-        .f
-        .app
-        .http
-        .get(
-            reqwest::Url::parse_with_params(
-                &w.url("/MessagingAPI/dirmsg/status"),
-                [("xdMsgId", "mine-1"), ("fromDirectAddress", SENDER)],
+    let r =
+        w.f.app
+            .http
+            .get(
+                reqwest::Url::parse_with_params(
+                    &w.url("/MessagingAPI/dirmsg/status"),
+                    [("xdMsgId", "mine-1"), ("fromDirectAddress", SENDER)],
+                )
+                .unwrap(),
             )
-            .unwrap(),
-        )
-        .basic_auth(w.vendor_b.0, Some(&w.vendor_b.1))
-        .send()
-        .await
-        .unwrap();
+            .basic_auth(w.vendor_b.0, Some(&w.vendor_b.1))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 403);
     // A required parameter missing.
-    let r = w.get_as(&w.vendor_a, "/MessagingAPI/dirmsg/status?xdMsgId=mine-1").await;
+    let r = w
+        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/status?xdMsgId=mine-1")
+        .await;
     let (code, v) = error_of(r).await;
     assert_eq!(code, 400);
     assert_eq!(v["error"]["field"], "fromDirectAddress");
@@ -173,17 +235,16 @@ async fn status_of_unknown_and_foreign_messages() {
 async fn oauth2_client_credentials_give_a_bearer_token() {
     let w = World::new().await;
     let token_url = w.url("/oauth2/token");
-    let r = w
-        .f
-        .app
-        .http
-        .post(&token_url)
-        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.f.app
+            .http
+            .post(&token_url)
+            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let t: Value = r.json().await.unwrap();
@@ -191,18 +252,25 @@ async fn oauth2_client_credentials_give_a_bearer_token() {
     assert_eq!(t["expires_in"], 3600);
     let token = t["access_token"].as_str().unwrap();
 
-    let r = w
-        .f
-        .app
-        .http
-        .post(w.url(SEND))
-        .bearer_auth(token)
-        .json(&message("bearer-1", BEN, false))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.f.app
+            .http
+            .post(w.url(SEND))
+            .bearer_auth(token)
+            .json(&message("bearer-1", BEN, false))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let r = w.f.app.http.post(w.url(SEND)).bearer_auth("not-a-token").json(&message("bearer-2", BEN, false)).send().await.unwrap();
+    let r =
+        w.f.app
+            .http
+            .post(w.url(SEND))
+            .bearer_auth("not-a-token")
+            .json(&message("bearer-2", BEN, false))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 401);
 
     // Credentials in the form work too; a wrong secret, another grant type or a non-vendor do not.
@@ -236,14 +304,20 @@ async fn oauth2_client_credentials_give_a_bearer_token() {
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
     let r = form(format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
         w.ops.0, w.ops.1
     ))
     .await
     .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
 }
 
 #[tokio::test]
@@ -273,12 +347,21 @@ async fn oversize_bodies_get_413_and_fast_callers_429() {
     }
     let (i, r) = refused.expect("a 429 within 20 quick requests");
     assert!((8..=11).contains(&i), "refused at request {i}");
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry));
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "too_many_requests");
     // Another vendor is not held back.
-    let r = w.get_as(&w.vendor_b, "/MessagingAPI/dirmsg/status?xdMsgId=x&fromDirectAddress=ada@harbor.direct.example.org").await;
+    let r = w
+        .get_as(
+            &w.vendor_b,
+            "/MessagingAPI/dirmsg/status?xdMsgId=x&fromDirectAddress=ada@harbor.direct.example.org",
+        )
+        .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -286,13 +369,22 @@ async fn oversize_bodies_get_413_and_fast_callers_429() {
 async fn vendors_list_their_messages_and_ops_get_the_status_report() {
     let w = World::new().await;
     for i in 0..3 {
-        w.send_ok(&message(&format!("list-{i}"), &format!("{BEN},{CY}"), false)).await;
+        w.send_ok(&message(
+            &format!("list-{i}"),
+            &format!("{BEN},{CY}"),
+            false,
+        ))
+        .await;
     }
-    w.send_ok(&message("list-remote", "x@elsewhere.example.net", false)).await;
+    w.send_ok(&message("list-remote", "x@elsewhere.example.net", false))
+        .await;
     w.drain().await;
 
     let page: Value = w
-        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?limit=4&offset=0")
+        .get_as(
+            &w.vendor_a,
+            "/MessagingAPI/dirmsg/messages?limit=4&offset=0",
+        )
         .await
         .json()
         .await
@@ -302,7 +394,10 @@ async fn vendors_list_their_messages_and_ops_get_the_status_report() {
     // Newest first.
     assert_eq!(page["items"][0]["xdMsgId"], "list-remote");
     let rest: Value = w
-        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?limit=4&offset=4")
+        .get_as(
+            &w.vendor_a,
+            "/MessagingAPI/dirmsg/messages?limit=4&offset=4",
+        )
         .await
         .json()
         .await
@@ -317,26 +412,50 @@ async fn vendors_list_their_messages_and_ops_get_the_status_report() {
     assert_eq!(waiting["total"], 1);
     assert_eq!(waiting["items"][0]["recipient"], "x@elsewhere.example.net");
     // B sent nothing.
-    let none: Value = w.get_as(&w.vendor_b, "/MessagingAPI/dirmsg/messages").await.json().await.unwrap();
+    let none: Value = w
+        .get_as(&w.vendor_b, "/MessagingAPI/dirmsg/messages")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(none["total"], 0);
-    let r = w.get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?status=LOST").await;
+    let r = w
+        .get_as(&w.vendor_a, "/MessagingAPI/dirmsg/messages?status=LOST")
+        .await;
     assert_eq!(error_of(r).await.1["error"]["field"], "status");
 
     // The ops report: the SOAP report's rows, as CSV and JSON.
     let today = chrono::Utc::now().date_naive();
     let csv = w
-        .get_as(&w.ops, &format!("/api/v1/reports/messages?period=daily&date={today}&format=csv"))
+        .get_as(
+            &w.ops,
+            &format!("/api/v1/reports/messages?period=daily&date={today}&format=csv"),
+        )
         .await;
     assert_eq!(csv.status(), 200);
-    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "From,To,Message ID,Message Size,Status,Sent Time,XDR Message ID,XDR Source ID,XDR Unique ID,XDR Patient ID");
+    assert_eq!(
+        lines[0],
+        "From,To,Message ID,Message Size,Status,Sent Time,XDR Message ID,XDR Source ID,XDR Unique ID,XDR Patient ID"
+    );
     assert_eq!(lines.len(), 8);
-    assert_eq!(lines.iter().filter(|l| l.contains(",Delivered,")).count(), 6);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(",Delivered,")).count(),
+        6
+    );
     assert_eq!(lines.iter().filter(|l| l.contains(",Waiting,")).count(), 1);
     let json: Value = w
-        .get_as(&w.ops, &format!("/api/v1/reports/messages?period=monthly&date={today}"))
+        .get_as(
+            &w.ops,
+            &format!("/api/v1/reports/messages?period=monthly&date={today}"),
+        )
         .await
         .json()
         .await
@@ -351,16 +470,15 @@ async fn vendors_list_their_messages_and_ops_get_the_status_report() {
 async fn endpoint_registration_is_checked_and_hides_credentials() {
     let w = World::new().await;
     // Only addresses of granted organizations.
-    let r = w
-        .f
-        .app
-        .http
-        .put(w.url(&format!("/api/v1/messaging/endpoints/{BEN}")))
-        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-        .json(&json!({"inboundUrl": "https://ehr.example.org/in"}))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.f.app
+            .http
+            .put(w.url(&format!("/api/v1/messaging/endpoints/{BEN}")))
+            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+            .json(&json!({"inboundUrl": "https://ehr.example.org/in"}))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 403);
     let bad = |body: Value| {
         w.f.app
@@ -371,17 +489,31 @@ async fn endpoint_registration_is_checked_and_hides_credentials() {
             .send()
     };
     for (body, field) in [
-        (json!({"inboundUrl": "ftp://ehr.example.org/in"}), "inboundUrl"),
-        (json!({"dsnUrl": "https://user:pw@ehr.example.org/"}), "dsnUrl"),
+        (
+            json!({"inboundUrl": "ftp://ehr.example.org/in"}),
+            "inboundUrl",
+        ),
+        (
+            json!({"dsnUrl": "https://user:pw@ehr.example.org/"}),
+            "dsnUrl",
+        ),
         (json!({"inboundShape": "nested"}), "inboundShape"),
         (json!({"xdmDelivery": "both"}), "xdmDelivery"),
-        (json!({"inboundAuth": {"type": "header", "name": "webhook-id", "value": "x"}}), "inboundAuth"),
+        (
+            json!({"inboundAuth": {"type": "header", "name": "webhook-id", "value": "x"}}),
+            "inboundAuth",
+        ),
     ] {
         let (status, v) = error_of(bad(body).await.unwrap()).await;
         assert_eq!(status, 422, "{v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
-    let view: Value = w.get_as(&w.vendor_b, &format!("/api/v1/messaging/endpoints/{BEN}")).await.json().await.unwrap();
+    let view: Value = w
+        .get_as(&w.vendor_b, &format!("/api/v1/messaging/endpoints/{BEN}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["inboundAuth"], "basic");
     assert_eq!(view["inboundShape"], "flat");
     assert!(!view.to_string().contains("s3cret"), "{view}");
@@ -394,18 +526,17 @@ async fn endpoint_registration_is_checked_and_hides_credentials() {
 
     // Rotating the signing secret changes it; the next notification is signed with the new one.
     let old = w.signing_key.to_whsec();
-    let rotated: Value = w
-        .f
-        .app
-        .http
-        .post(w.url("/api/v1/messaging/signing-secret/rotate"))
-        .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value =
+        w.f.app
+            .http
+            .post(w.url("/api/v1/messaging/signing-secret/rotate"))
+            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let new = rotated["secret"].as_str().unwrap();
     assert_ne!(new, old);
     w.send_ok(&message("rotated-1", BEN, false)).await;
@@ -416,4 +547,43 @@ async fn endpoint_registration_is_checked_and_hides_credentials() {
     for n in &notes {
         crate::messaging::assert_signed(n, &key);
     }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_gets_a_prompt_503_and_recovers() {
+    let mut opts = TestOptions {
+        db_proxy: true,
+        ..Default::default()
+    };
+    opts.config.database.acquire_timeout = Duration::from_secs(1);
+    let w = World::with(opts).await;
+    w.send_ok(&message("before-1", BEN, false)).await;
+
+    let proxy = w.f.app.proxy.as_ref().unwrap();
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (status, v) = error_of(w.send(&message("during-1", BEN, false)).await).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable");
+    // Bounded by the acquire timeout (1 s here), not by the client's patience.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = w.f.app.http.get(w.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+
+    proxy.restore();
+    w.send_ok(&message("after-1", BEN, false)).await;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT vendor_message_id FROM messages ORDER BY created_at")
+            .fetch_all(&w.f.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        ids,
+        vec!["before-1", "after-1"],
+        "nothing half-written during the outage"
+    );
 }
