@@ -587,3 +587,59 @@ async fn an_unreachable_database_gets_a_prompt_503_and_recovers() {
         "nothing half-written during the outage"
     );
 }
+
+#[tokio::test]
+async fn ops_grant_revoke_and_disable_from_the_cli() {
+    let w = World::new().await;
+    let vendor_c =
+        w.f.app
+            .create_client(hisp_gateway::domain::client::ClientKind::Vendor)
+            .await;
+    let id = vendor_c.0.to_string();
+    let send_c = async |m: &str| {
+        w.f.app
+            .post_json_as(SEND, &vendor_c, &message(m, BEN, false))
+            .await
+            .status()
+    };
+    assert_eq!(send_c("cli-0").await, 403);
+
+    let out =
+        w.f.app
+            .cli(&["messaging", "grant", "--client", &id, "--domain", DOMAIN_A]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert!(
+        crate::helpers::stdout(&out).contains(&format!("granted {DOMAIN_A} (Activated) to {id}"))
+    );
+    let out = w.f.app.cli(&["messaging", "grants", "--client", &id]);
+    assert!(crate::helpers::stdout(&out).contains(DOMAIN_A));
+    assert_eq!(send_c("cli-1").await, 200);
+
+    let out = w.f.app.cli(&["messaging", "disable", SENDER]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert_eq!(send_c("cli-2").await, 403);
+    let out = w.f.app.cli(&["messaging", "disable", "--enable", SENDER]);
+    assert!(out.status.success());
+    assert_eq!(send_c("cli-3").await, 200);
+
+    let out =
+        w.f.app
+            .cli(&["messaging", "revoke", "--client", &id, "--domain", DOMAIN_A]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert_eq!(send_c("cli-4").await, 403);
+    // A grant for a client that is not a vendor is refused with the reason.
+    let out = w.f.app.cli(&[
+        "messaging",
+        "grant",
+        "--client",
+        &w.ops.0.to_string(),
+        "--domain",
+        DOMAIN_A,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        crate::helpers::stderr(&out).contains("not a vendor"),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+}
