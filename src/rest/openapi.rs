@@ -1930,8 +1930,9 @@ mod operations {
     /// POSTed to the recipient address's `inboundUrl` (see
     /// `PUT /api/v1/messaging/endpoints/{address}`) for each message to an address hosted here,
     /// whether sent through this API or received from another HISP, in the registered
-    /// `inboundShape`. The registered `inboundAuth` credentials are sent; the body is not
-    /// signed. Any 2xx answer makes the recipient DISPATCHED; anything else, or no answer
+    /// `inboundShape`. The registered `inboundAuth` credentials are sent, and the body is
+    /// signed like the delivery status notification (Standard Webhooks headers, the receiving
+    /// vendor's signing secret). Any 2xx answer makes the recipient DISPATCHED; anything else, or no answer
     /// within the delivery timeout, is retried on the delivery retry schedule, and the
     /// recipient becomes FAILED after the last attempt. Redirects are not followed.
     /// Deduplicate on `Idempotency-Key`.
@@ -1941,6 +1942,9 @@ mod operations {
         tag = TAG_WEBHOOKS,
         params(
             ("Idempotency-Key" = String, Header, description = "`{our message UUID}:{recipient in lower case}`, the same on every retry."),
+            ("webhook-id" = String, Header, description = "Same value as `Idempotency-Key`."),
+            ("webhook-timestamp" = i64, Header, description = "Unix seconds when this attempt was signed."),
+            ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` with the receiving vendor's signing secret."),
         ),
         request_body(content = InboundMessage, content_type = "application/json"),
         responses(

@@ -199,7 +199,14 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
         .await
         .map_err(transient)?;
     let key = format!("{id}:{}", recipient.to_ascii_lowercase());
-    match ctx.pusher.post_json(&url, &auth, body, &key, None).await {
+    // Signed with the receiving vendor's key, so its EHR can tell our pushes from forgeries.
+    let signing = vendor_key(db, ctx, endpoint.client_id).await?;
+    let signed = signing.as_ref().map(|k| Signed {
+        key: k,
+        id: &key,
+        timestamp: Utc::now().timestamp(),
+    });
+    match ctx.pusher.post_json(&url, &auth, body, &key, signed).await {
         Ok(_) => {
             let change = Change {
                 status: Status::Dispatched,
@@ -250,15 +257,9 @@ async fn notify(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), Jo
     let client = msg
         .client_id
         .ok_or_else(|| JobError::Permanent("message has no sending client".into()))?;
-    let sealed = sql::signing_key(db, client)
-        .await
-        .map_err(transient)?
+    let key = vendor_key(db, ctx, client)
+        .await?
         .ok_or_else(|| JobError::Permanent("the vendor has no signing key".into()))?;
-    let key = SigningKey::from_bytes(
-        ctx.kek
-            .open_bytes(SIGNING_PURPOSE, &sealed)
-            .map_err(|e| JobError::Permanent(e.to_string()))?,
-    );
     let body = json!({
         "Timestamp": job.payload["timestamp"],
         "Id": msg.vendor_message_id.unwrap_or(msg.smtp_message_id),
@@ -313,6 +314,22 @@ async fn time_out(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), 
         metrics::counter!("gateway_messages_timed_out_total").increment(waiting.len() as u64);
     }
     Ok(())
+}
+
+/// A vendor's webhook signing key (every granted vendor has one).
+async fn vendor_key(
+    db: &PgPool,
+    ctx: &MessagingContext,
+    client: Uuid,
+) -> Result<Option<SigningKey>, JobError> {
+    let Some(sealed) = sql::signing_key(db, client).await.map_err(transient)? else {
+        return Ok(None);
+    };
+    let raw = ctx
+        .kek
+        .open_bytes(SIGNING_PURPOSE, &sealed)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+    Ok(Some(SigningKey::from_bytes(raw)))
 }
 
 /// `60m`, `90s`: how the configuration spells it.

@@ -30,9 +30,18 @@ async fn raw_and_xdm_messages_reach_both_recipients_with_signed_notifications() 
     // B's EHR got four pushes (two messages x two recipients), with B's credentials.
     let pushes = w.inbox.accepted();
     assert_eq!(pushes.len(), 4, "{pushes:#?}");
+    let b_secret: Value = w
+        .get_as(&w.vendor_b, "/api/v1/messaging/signing-secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_key = SigningKey::from_whsec(b_secret["secret"].as_str().unwrap()).unwrap();
     let mut by_recipient: HashMap<(String, bool), Value> = HashMap::new();
     for p in &pushes {
         assert_eq!(p.path, "/inbound");
+        assert_signed(p, &b_key);
+        assert_eq!(p.header("webhook-id"), p.header("idempotency-key"));
         assert_eq!(
             p.header("authorization"),
             format!("Basic {}", STANDARD.encode("medallies:s3cret"))
@@ -90,6 +99,24 @@ async fn raw_and_xdm_messages_reach_both_recipients_with_signed_notifications() 
             }
         }
         assert_eq!(docs, vec![ccda(), binary_pdf()]);
+        // Explicit directory entries, and METADATA.XML listing each document with the size
+        // and SHA-1 of the bytes in the zip.
+        for dir in ["IHE_XDM/", "IHE_XDM/SUBSET01/"] {
+            assert!(zip.by_name(dir).unwrap().is_dir(), "{dir}");
+        }
+        for name in ["INDEX.HTM", "README.TXT"] {
+            assert!(zip.by_name(name).is_ok(), "{name}");
+        }
+        let listed = hisp_gateway::direct::xdm::read_metadata(&got[0].3).unwrap();
+        assert_eq!(listed.len(), 2);
+        for (doc, bytes) in listed.iter().zip([ccda(), binary_pdf()]) {
+            assert_eq!(doc.size, bytes.len() as u64);
+            let sha1: String = openssl::sha::sha1(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(doc.hash.to_ascii_lowercase(), sha1);
+        }
     }
 
     // Each recipient of each message: DISPATCHED.
