@@ -429,7 +429,8 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(padded).ok()
 }
 
-/// `type/subtype` with optional `; name=value` parameters (RFC 2045 tokens).
+/// `type/subtype` with optional `; name=value` parameters (RFC 2045 tokens); returns the
+/// lower-case `type/subtype`.
 pub fn parse_media_type(s: &str) -> Result<String, String> {
     let s = s.trim();
     let (essence, params) = s.split_once(';').unwrap_or((s, ""));
@@ -449,7 +450,9 @@ pub fn parse_media_type(s: &str) -> Result<String, String> {
             })
         });
     if ok && params_ok {
-        Ok(s.to_ascii_lowercase())
+        // Parameters (a charset) say nothing once the bytes travel base64; the MIME part and the
+        // receiver's JSON carry the essence.
+        Ok(essence.trim().to_ascii_lowercase())
     } else {
         Err(format!("{s:?} is not a media type (type/subtype)"))
     }
@@ -459,7 +462,7 @@ fn parse_file_name(field: &'static str, s: &str) -> Result<String, Invalid> {
     let s = s.trim();
     let ok = !s.is_empty()
         && s.chars().count() <= 128
-        && !s.contains(['/', '\\', '"'])
+        && !s.contains(['/', '\\', '"', ':', '*', '?', '<', '>', '|'])
         && !s.chars().any(char::is_control)
         && s != "."
         && s != "..";
@@ -468,7 +471,7 @@ fn parse_file_name(field: &'static str, s: &str) -> Result<String, Invalid> {
     } else {
         Err(Invalid::new(
             field,
-            "must be a plain file name of at most 128 characters, without path separators or quotes",
+            "must be a plain file name of at most 128 characters, without path separators or any of : * ? \" < > |",
         ))
     }
 }
@@ -603,7 +606,10 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert!(parse_media_type("text/xml; charset=utf-8").is_ok());
+        assert_eq!(
+            parse_media_type("Text/XML; charset=utf-8").unwrap(),
+            "text/xml"
+        );
         assert!(parse_media_type("application/pdf").is_ok());
         assert!(parse_media_type("pdf").is_err());
         assert!(parse_media_type("text/").is_err());
