@@ -1,33 +1,53 @@
 //! The hot path `POST /MessagingAPI/dirmsg/send_ccda`, end to end against the real release
 //! binary, and the raw PostgreSQL ceiling for the same rows.
 //!
-//! Run: `cargo bench --bench send_ccda` (release build). It:
+//! Run: `cargo bench --bench send_ccda` (release build, about 5 minutes). It:
 //! 1. starts its own durable PostgreSQL cluster (fsync on) in the temp folder, creates the
 //!    database `bench` and migrates it;
 //! 2. inserts with plain SQL a vendor client (argon2id secret), a reseller, an Activated
 //!    organization with one active address `sender@bench.direct.example.org`, and the vendor's
 //!    messaging grant on it. The recipient is an address on another HISP (not hosted here),
 //!    the common case: it stays SMTPINIT and only the `messaging.timeout` job is queued;
-//! 3. starts the gateway binary Cargo built for this bench (`CARGO_BIN_EXE_hisp-gateway`,
-//!    the release build of `src/main.rs`) as a child process with `serve`, `DATABASE_URL` on
-//!    that database, listening on 127.0.0.1:0, log level warn, the messaging rate limit out of
-//!    the way, a pool of 16 connections and its job worker running, as in production;
+//! 3. runs the gateway binary Cargo builds for this bench (`CARGO_BIN_EXE_hisp-gateway`: the
+//!    release build of `src/main.rs`, in target/release) as a child process with `serve`,
+//!    `DATABASE_URL` on that database, listening on 127.0.0.1:0, log level warn, the messaging
+//!    rate limit out of the way, a pool of 16 connections and its job worker running, as in
+//!    production. Each measurement gets a fresh process that has answered one request (so the
+//!    vendor's argon2id check is cached), and its peak RSS (VmHWM) is reset through
+//!    /proc/<pid>/clear_refs before the load starts;
 //! 4. sends two payloads, each request with its own messageId: a C-CDA of >= 100 KiB (the
 //!    sections of tests/fixtures/ccda/ccd-2.xml repeated, checked with `xmllint --noout` when
 //!    available) and a 2 KiB text attachment, both with the patient fields, xdm off;
 //! 5. closed loop (reqwest, HTTP Basic, keep-alive) at 16 and 64 concurrent requests, 3 s
-//!    warm-up then 15 s measured: accepted (200) req/s, p50/p99, errors, the server's peak RSS
-//!    (VmHWM, reset before each run through /proc/<pid>/clear_refs) and CPU per request;
-//!    then an open loop at half the best accepted rate (fixed schedule; latency counted from
-//!    the scheduled send time, so a stall is not hidden by coordinated omission);
-//! 6. the ceiling: `pgbench -n -M prepared -T 15 -c 16/64 -f bench/pg_ceiling.sql` on the same
-//!    cluster (as the postgres OS user when we are root), one transaction writing what one
-//!    accepted send commits, with the MIME the gateway built taken from a helper table;
-//! 7. prints one line per measurement and a summary, stops the server and the cluster and
-//!    removes the temp folder.
+//!    warm-up then 15 s measured: accepted (200) req/s, p50/p99, errors, the server's peak RSS,
+//!    CPU per request of server, PostgreSQL and client, WAL per request; then an open loop at
+//!    half the best accepted rate (fixed schedule; latency counted from the scheduled send
+//!    time, so a stall is not hidden by coordinated omission);
+//! 6. the ceiling: `pgbench -n -M prepared -j 2 -T 15 -c 16/64 -f bench/pg_ceiling.sql` on the
+//!    same cluster (as the postgres OS user when we are root), one transaction writing what
+//!    one accepted send commits, the MIME copied from a helper table filled from a message the
+//!    gateway accepted; and the same script without its pg_notify, for comparison;
+//! 7. diagnostics: 64 simultaneous first requests on a cold server (argon2id cache empty), and
+//!    the C-CDA runs again with the MIME column compressed by lz4 instead of pglz;
+//! 8. prints one line per measurement and a markdown summary, stops the server and the
+//!    cluster and removes the temp folder.
 //!
-//! The client runs in this process: client, server and PostgreSQL share the machine's cores.
-//! `SEND_CCDA_SECONDS=5` shortens the measured window (for a quick try; results use 15).
+//! Before measuring, about 1 GiB of WAL is written and checkpointed, so that PostgreSQL has
+//! old WAL segments to recycle, like a cluster in service.
+//!
+//! Every measurement line also gives the CPU per request of server, PostgreSQL and client,
+//! WAL per request, checkpoints and autovacuum runs in the window, and what PostgreSQL's busy
+//! backends were doing (pg_stat_activity sampled every 20 ms). The client runs in this
+//! process: client, server and PostgreSQL share the machine's cores.
+//!
+//! Knobs (for investigating; recorded results use none of them):
+//! - `SEND_CCDA_SECONDS=5`: shorter measured windows (default 15);
+//! - `SEND_CCDA_ONLY=text2k`: only the parts whose name contains the value (`ccda100k`,
+//!   `text2k`, `cold`, `lz4`);
+//! - `SEND_CCDA_STATEMENTS=1`: restart the cluster with pg_stat_statements and print, after
+//!   each measurement, the statements that took the most time (costs some throughput);
+//! - `SEND_CCDA_FRESH_WAL=1`: skip the WAL warm-up, to see a brand-new cluster, which
+//!   zero-fills each new 16 MiB WAL segment while commits wait.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -51,6 +71,8 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 const WARMUP: Duration = Duration::from_secs(3);
+/// The issue's target for p99 at half the maximum rate.
+const P99_TARGET: Duration = Duration::from_millis(50);
 const CONCURRENCY: [usize; 2] = [16, 64];
 /// The gateway's pool (`database.max_connections`), set explicitly; the default is 16 too.
 const SERVER_POOL: u32 = 16;
@@ -66,15 +88,46 @@ fn main() -> anyhow::Result<()> {
     let root = std::env::temp_dir().join(format!("hisp-gateway-send-ccda-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
-    let mut pg = EmbeddedPostgres::start(&EmbeddedOptions {
+    let options = EmbeddedOptions {
         data_dir: root.join("pg"),
         bin_dir: Default::default(),
         throwaway: false,
-    })?;
-    let result = tokio::runtime::Runtime::new()?.block_on(run(&pg, &root));
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut pg = EmbeddedPostgres::start(&options)?;
+    let mut result = Ok(());
+    if statements_wanted() {
+        // pg_stat_statements must be preloaded: set it, then restart the cluster.
+        result = runtime.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect_with(&pg.connect_options("postgres")).await?;
+            sqlx::raw_sql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                .execute(&mut c)
+                .await?;
+            c.close().await?;
+            anyhow::Ok(())
+        });
+        pg.stop()?;
+        pg = EmbeddedPostgres::start(&options)?;
+    }
+    if result.is_ok() {
+        result = runtime.block_on(run(&pg, &root));
+    }
     pg.stop()?;
     let _ = std::fs::remove_dir_all(&root);
     result
+}
+
+/// `SEND_CCDA_STATEMENTS=1`: also report, per gateway measurement, where PostgreSQL spent its
+/// time statement by statement (pg_stat_statements; it costs a little throughput).
+fn statements_wanted() -> bool {
+    std::env::var("SEND_CCDA_STATEMENTS").is_ok_and(|v| v == "1")
+}
+
+/// `SEND_CCDA_ONLY=text2k` runs only the parts whose name contains the value: the payloads
+/// `ccda100k` and `text2k`, the diagnostics `cold` and `lz4`.
+fn wanted(name: &str) -> bool {
+    std::env::var("SEND_CCDA_ONLY").map_or(true, |only| name.contains(only.as_str()))
 }
 
 fn measured() -> Duration {
@@ -180,7 +233,7 @@ fn grown_ccda(min: usize) -> anyhow::Result<(Vec<u8>, usize, usize)> {
     out.push_str(&doc[..close]);
     let mut n = 0;
     while out.len() + (doc.len() - close) < min {
-        out.push_str("\t");
+        out.push('\t');
         out.push_str(sections[n % sections.len()]);
         out.push_str("\n\t\t");
         n += 1;
@@ -261,8 +314,9 @@ impl Payload {
         b
     }
 
+    /// The size of a request body (with a messageId as long as the bench's).
     fn len(&self) -> usize {
-        self.prefix.len() + self.suffix.len() + 20
+        self.body(&format!("bench-{}-10000", self.name)).len()
     }
 }
 
@@ -385,7 +439,11 @@ impl Drop for Server {
 #[derive(Clone, Copy)]
 struct CpuSample {
     server: f64,
-    postgres: f64,
+    /// Backends serving connections.
+    backends: f64,
+    /// The postmaster and its other processes (WAL writer, checkpointer, autovacuum...), and
+    /// every process that exited (a backend's time moves here when it exits).
+    background: f64,
     client: f64,
     busy: f64,
     iowait: f64,
@@ -393,11 +451,16 @@ struct CpuSample {
 }
 
 /// utime + stime of a process, in seconds (USER_HZ is 100 on Linux).
-fn proc_cpu(pid: i32) -> Option<(f64, i32)> {
+/// With `children`, plus the time of the children it has reaped (exited ones).
+fn proc_cpu(pid: i32, children: bool) -> Option<(f64, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ppid = fields.get(1)?.parse().ok()?;
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let mut ticks = field(11)? + field(12)?;
+    if children {
+        ticks += field(13)? + field(14)?;
+    }
     Some((ticks / 100.0, ppid))
 }
 
@@ -409,14 +472,21 @@ fn postmaster_pid(data_dir: &Path) -> i32 {
 }
 
 fn cpu_sample(server: i32, postmaster: i32) -> CpuSample {
-    let mut postgres = proc_cpu(postmaster).map_or(0.0, |c| c.0);
+    // Exited children (autovacuum workers, pgbench's backends) count through the postmaster.
+    let (mut backends, mut background) = (0.0, proc_cpu(postmaster, true).map_or(0.0, |c| c.0));
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
-                && let Some((cpu, ppid)) = proc_cpu(pid)
+                && let Some((cpu, ppid)) = proc_cpu(pid, false)
                 && ppid == postmaster
             {
-                postgres += cpu;
+                // Backends set their title to "postgres: user database [local] state".
+                let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&title).contains("[local]") {
+                    backends += cpu;
+                } else {
+                    background += cpu;
+                }
             }
         }
     }
@@ -433,9 +503,10 @@ fn cpu_sample(server: i32, postmaster: i32) -> CpuSample {
     let idle = cpu.get(3).copied().unwrap_or(0.0);
     let iowait = cpu.get(4).copied().unwrap_or(0.0);
     CpuSample {
-        server: proc_cpu(server).map_or(0.0, |c| c.0),
-        postgres,
-        client: proc_cpu(std::process::id() as i32).map_or(0.0, |c| c.0),
+        server: proc_cpu(server, false).map_or(0.0, |c| c.0),
+        backends,
+        background,
+        client: proc_cpu(std::process::id() as i32, false).map_or(0.0, |c| c.0),
         busy: (total - idle - iowait) / 100.0,
         iowait: iowait / 100.0,
         total: total / 100.0,
@@ -446,14 +517,183 @@ fn cpu_sample(server: i32, postmaster: i32) -> CpuSample {
 fn cpu_line(a: CpuSample, b: CpuSample, accepted: usize) -> String {
     let per = |x: f64, y: f64| (y - x) * 1000.0 / accepted.max(1) as f64;
     let wall = (b.total - a.total).max(1e-9);
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    // Busy time none of them accounts for: other work on the machine (and kernel work not
+    // charged to a process).
+    let other = ((b.busy - a.busy)
+        - (b.server - a.server)
+        - (b.backends + b.background - a.backends - a.background)
+        - (b.client - a.client))
+        .max(0.0);
     format!(
-        "cpu/request: server {:.2} ms, postgres {:.2} ms, client {:.2} ms; cores busy {:.0}%, iowait {:.0}%",
+        "cpu/request: server {:.2} ms, postgres {:.2} ms (backends {:.2}, background {:.2}), client {:.2} ms; cores busy {:.0}% (other processes {:.0}% of one core), iowait {:.0}%",
         per(a.server, b.server),
-        per(a.postgres, b.postgres),
+        per(a.backends + a.background, b.backends + b.background),
+        per(a.backends, b.backends),
+        per(a.background, b.background),
         per(a.client, b.client),
+        (b.busy - a.busy) * 100.0 / wall,
+        other * 100.0 / (wall / cores),
+        (b.iowait - a.iowait) * 100.0 / wall,
+    )
+}
+
+/// For pgbench: PostgreSQL's CPU per transaction (its backends have exited and count through
+/// the postmaster) and the machine's (pgbench itself included).
+fn machine_cpu_line(a: CpuSample, b: CpuSample, transactions: usize) -> String {
+    let wall = (b.total - a.total).max(1e-9);
+    let per = |x: f64| x * 1000.0 / transactions.max(1) as f64;
+    format!(
+        "cpu/transaction: postgres {:.2} ms, machine {:.2} ms; cores busy {:.0}%, iowait {:.0}%",
+        per(b.backends + b.background - a.backends - a.background),
+        per(b.busy - a.busy),
         (b.busy - a.busy) * 100.0 / wall,
         (b.iowait - a.iowait) * 100.0 / wall,
     )
+}
+
+/// Where to read CPU and WAL counters at the edges of a measured window, and what samples
+/// PostgreSQL's wait events during it.
+struct Probe<'a> {
+    server: i32,
+    postmaster: i32,
+    pool: &'a PgPool,
+    sampler: Mutex<Option<WaitSampler>>,
+    waits: Mutex<Option<Waits>>,
+}
+
+struct WaitSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Waits>,
+}
+
+/// Samples taken, and how often each state was seen among the bench database's client
+/// backends (the one sampling excluded).
+#[derive(Default)]
+struct Waits {
+    samples: usize,
+    seen: std::collections::BTreeMap<String, usize>,
+}
+
+const WAIT_SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+type Sample = (CpuSample, DbSample);
+
+impl<'a> Probe<'a> {
+    fn new(server: i32, postmaster: i32, pool: &'a PgPool) -> Self {
+        Self {
+            server,
+            postmaster,
+            pool,
+            sampler: Mutex::new(None),
+            waits: Mutex::new(None),
+        }
+    }
+
+    /// Counters at the start of a window; starts sampling wait events and resets
+    /// pg_stat_statements when it is on.
+    async fn begin(&self) -> Sample {
+        if statements_wanted() {
+            let _ = sqlx::query("SELECT pg_stat_statements_reset()")
+                .execute(self.pool)
+                .await;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (pool, flag) = (self.pool.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut waits = Waits::default();
+            let mut tick = tokio::time::interval(WAIT_SAMPLE_EVERY);
+            while !flag.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let states: Vec<String> = sqlx::query_scalar(
+                    "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'running (CPU)')
+                                 ELSE state END
+                     FROM pg_stat_activity
+                     WHERE datname = current_database() AND backend_type = 'client backend'
+                       AND pid <> pg_backend_pid() AND state <> 'idle'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                waits.samples += 1;
+                for state in states {
+                    *waits.seen.entry(state).or_default() += 1;
+                }
+            }
+            waits
+        });
+        *self.sampler.lock().expect("sampler lock") = Some(WaitSampler { stop, task });
+        self.sample().await
+    }
+
+    /// Counters at the end of a window; stops the wait sampling.
+    async fn end(&self) -> Sample {
+        let sample = self.sample().await;
+        let sampler = self.sampler.lock().expect("sampler lock").take();
+        if let Some(sampler) = sampler {
+            sampler.stop.store(true, Ordering::Relaxed);
+            let waits = sampler.task.await.unwrap_or_default();
+            *self.waits.lock().expect("waits lock") = Some(waits);
+        }
+        sample
+    }
+
+    /// What the busy backends were doing, on average over the window: how many were in each
+    /// state at a sampled instant.
+    fn waits(&self) -> String {
+        let guard = self.waits.lock().expect("waits lock");
+        let Some(w) = guard.as_ref().filter(|w| w.samples > 0) else {
+            return "no wait samples".to_owned();
+        };
+        let mut seen: Vec<(&String, &usize)> = w.seen.iter().collect();
+        seen.sort_by(|a, b| b.1.cmp(a.1));
+        let busy: usize = w.seen.values().sum();
+        let parts: Vec<String> = seen
+            .iter()
+            .take(6)
+            .map(|(state, n)| format!("{state} {:.2}", **n as f64 / w.samples as f64))
+            .collect();
+        format!(
+            "backends not idle: {:.1} on average ({})",
+            busy as f64 / w.samples as f64,
+            parts.join(", ")
+        )
+    }
+
+    /// With `SEND_CCDA_STATEMENTS=1`: the statements that took the most time in the window,
+    /// as milliseconds per accepted request.
+    async fn statements(&self, accepted: usize) -> String {
+        if !statements_wanted() {
+            return String::new();
+        }
+        let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND query NOT LIKE '%pg_stat%'
+             ORDER BY total_exec_time DESC LIMIT 8",
+        )
+        .fetch_all(self.pool)
+        .await
+        .unwrap_or_default();
+        let mut out = String::new();
+        for (query, calls, total, mean) in rows {
+            let short: String = query.chars().take(70).collect();
+            out.push_str(&format!(
+                "\n    {:.3} ms/request, {calls} calls, mean {mean:.3} ms: {short}",
+                total / accepted.max(1) as f64
+            ));
+        }
+        out
+    }
+
+    async fn sample(&self) -> Sample {
+        let db = db_sample(self.pool).await.unwrap_or(DbSample {
+            wal_bytes: f64::NAN,
+            ..DbSample::default()
+        });
+        (cpu_sample(self.server, self.postmaster), db)
+    }
 }
 
 struct Target {
@@ -522,12 +762,14 @@ fn summarize(mut samples: Vec<(Duration, Result<(), String>)>, window: Duration)
 }
 
 /// `concurrency` clients each sending the next request as soon as the last one is answered.
-/// Counted: requests completed within the measured window (after the warm-up).
+/// Counted: requests completed within the measured window (after the warm-up); the probe is
+/// read at the window's edges.
 async fn closed_loop(
     target: &Arc<Target>,
     payload: &Arc<Payload>,
     concurrency: usize,
-) -> RunResult {
+    probe: &Probe<'_>,
+) -> (RunResult, Sample, Sample) {
     let window = measured();
     let from = Instant::now() + WARMUP;
     let until = from + window;
@@ -547,46 +789,88 @@ async fn closed_loop(
             out
         }));
     }
+    tokio::time::sleep_until(from.into()).await;
+    let s0 = probe.begin().await;
+    tokio::time::sleep_until(until.into()).await;
+    let s1 = probe.end().await;
     let mut samples = Vec::new();
     for t in tasks {
         samples.extend(t.await.expect("a client task panicked"));
     }
-    summarize(samples, window)
+    (summarize(samples, window), s0, s1)
 }
 
 /// Requests sent on a fixed schedule of `rate` per second whatever the answers do; latency is
 /// measured from each request's scheduled time. Counted: requests scheduled in the window.
-async fn open_loop(target: &Arc<Target>, payload: &Arc<Payload>, rate: f64) -> (RunResult, usize) {
+/// Also returns the most requests in flight at once (within the window).
+async fn open_loop(
+    target: &Arc<Target>,
+    payload: &Arc<Payload>,
+    rate: f64,
+    probe: &Probe<'_>,
+) -> (RunResult, usize, String, Sample, Sample) {
     let window = measured();
     let start = Instant::now() + Duration::from_millis(50);
     let from = start + WARMUP;
+    let until = from + window;
     let count = ((WARMUP + window).as_secs_f64() * rate) as u64;
     let in_flight = Arc::new(AtomicU64::new(0));
     let max_in_flight = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let at = start + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(at.into()).await;
+    let dispatcher = {
         let (target, payload) = (target.clone(), payload.clone());
         let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
-        tasks.push(tokio::spawn(async move {
-            let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-            max_in_flight.fetch_max(now, Ordering::Relaxed);
-            let r = target.send(&payload).await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            (at, at.elapsed(), r)
-        }));
-    }
+        tokio::spawn(async move {
+            let mut tasks = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let at = start + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(at.into()).await;
+                let (target, payload) = (target.clone(), payload.clone());
+                let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
+                tasks.push(tokio::spawn(async move {
+                    let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                    if at >= from {
+                        max_in_flight.fetch_max(now, Ordering::Relaxed);
+                    }
+                    let r = target.send(&payload).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    (at, at.elapsed(), r)
+                }));
+            }
+            tasks
+        })
+    };
+    tokio::time::sleep_until(from.into()).await;
+    let s0 = probe.begin().await;
+    let started_at = chrono::Utc::now().format("%H:%M:%S");
+    tokio::time::sleep_until(until.into()).await;
+    let s1 = probe.end().await;
     let mut samples = Vec::new();
-    for t in tasks {
+    // When the requests slower than the p99 target were scheduled: second of the window.
+    let mut slow_seconds = std::collections::BTreeMap::<u64, usize>::new();
+    for t in dispatcher.await.expect("the dispatcher panicked") {
         let (at, lat, r) = t.await.expect("a client task panicked");
-        if at >= from {
+        if at >= from && at < until {
+            if lat > P99_TARGET {
+                *slow_seconds.entry((at - from).as_secs()).or_default() += 1;
+            }
             samples.push((lat, r));
         }
     }
+    let slow: usize = slow_seconds.values().sum();
+    let spread = slow_seconds
+        .iter()
+        .map(|(s, n)| format!("{s}s:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     (
         summarize(samples, window),
         max_in_flight.load(Ordering::Relaxed) as usize,
+        format!(
+            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}]",
+            P99_TARGET.as_millis()
+        ),
+        s0,
+        s1,
     )
 }
 
@@ -621,7 +905,8 @@ struct Pgbench<'a> {
 }
 
 impl Pgbench<'_> {
-    /// `clients` connections running `script` for the measured window:, transactions and average latency (ms).
+    /// `clients` connections running `script` for the measured window: tps, transactions
+    /// and average latency (ms).
     fn run(&self, clients: usize, kind: &str, script: &Path) -> anyhow::Result<(f64, usize, f64)> {
         let root = nix::unistd::Uid::effective().is_root();
         let mut cmd = if root {
@@ -680,11 +965,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// WAL written and checkpoints started, cluster-wide.
-#[derive(Clone, Copy)]
+#[derive(Clone, Default)]
 struct DbSample {
     wal_bytes: f64,
     fpi: i64,
     checkpoints: i64,
+    /// Finished autovacuum and autoanalyze runs, by table.
+    autovacuum: std::collections::BTreeMap<String, i64>,
 }
 
 async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
@@ -706,19 +993,40 @@ async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
                 .await?
         }
     };
+    let autovacuum = sqlx::query_as::<_, (String, i64)>(
+        "SELECT relname::text, autovacuum_count + autoanalyze_count FROM pg_stat_user_tables",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
     Ok(DbSample {
         wal_bytes,
         fpi,
         checkpoints,
+        autovacuum,
     })
 }
 
-fn db_line(a: DbSample, b: DbSample, transactions: usize) -> String {
+fn db_line(a: &DbSample, b: &DbSample, transactions: usize) -> String {
+    let vacuumed: Vec<String> = b
+        .autovacuum
+        .iter()
+        .filter_map(|(table, n)| {
+            let runs = n - a.autovacuum.get(table).copied().unwrap_or(0);
+            (runs > 0).then(|| format!("{table} x{runs}"))
+        })
+        .collect();
     format!(
-        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints",
+        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints, autovacuum/analyze: {}",
         (b.wal_bytes - a.wal_bytes) / 1024.0 / transactions.max(1) as f64,
         (b.fpi - a.fpi) as f64 / transactions.max(1) as f64,
-        b.checkpoints - a.checkpoints
+        b.checkpoints - a.checkpoints,
+        if vacuumed.is_empty() {
+            "none".to_owned()
+        } else {
+            vacuumed.join(", ")
+        }
     )
 }
 
@@ -732,8 +1040,28 @@ struct Bench<'a> {
     pool: &'a PgPool,
 }
 
-impl Bench<'_> {
-    /// A fresh gateway process, so each measurement has its own peak RSS.
+impl<'a> Bench<'a> {
+    /// A fresh gateway that has verified the vendor's secret once (the argon2id result is
+    /// cached), with its peak RSS reset: each measurement gets its own process and peak.
+    async fn warm_start(&self, payload: &Payload) -> anyhow::Result<(Server, Arc<Target>)> {
+        let (server, target) = self.start()?;
+        target
+            .send(payload)
+            .await
+            .map_err(|e| anyhow::anyhow!("warm-up send refused: {e}"))?;
+        ensure!(
+            server.reset_peak_rss(),
+            "cannot reset the peak RSS through /proc/{}/clear_refs",
+            server.pid()
+        );
+        Ok((server, target))
+    }
+
+    fn probe(&self, server: &Server) -> Probe<'a> {
+        Probe::new(server.pid(), self.postmaster, self.pool)
+    }
+
+    /// A fresh gateway process.
     fn start(&self) -> anyhow::Result<(Server, Arc<Target>)> {
         let server = Server::start(self.root, &self.database_url)?;
         let http = reqwest::Client::builder()
@@ -765,6 +1093,127 @@ fn error_note(r: &RunResult) -> String {
         .unwrap_or_default()
 }
 
+/// A new cluster has no WAL segment files to reuse: each 16 MiB segment is created and
+/// zero-filled when first needed, while commits wait (wait event IO:WALInitWrite). A cluster
+/// that has been running recycles old segments at each checkpoint instead. So, like a cluster
+/// in service: write about 1 GiB of WAL, drop it, and checkpoint, leaving segments to recycle.
+async fn warm_wal(pool: &PgPool) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_ls_waldir()")
+        .fetch_one(pool)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE bench_wal_fill AS
+             SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 1000000) g;
+         DROP TABLE bench_wal_fill;
+         CHECKPOINT;",
+    )
+    .execute(pool)
+    .await?;
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_ls_waldir()")
+        .fetch_one(pool)
+        .await?;
+    println!(
+        "WAL warm-up (about 1 GiB written, dropped, checkpointed) in {:.1} s: {before} -> {after} segment files in pg_wal",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Diagnostic: a fresh server hit by `concurrency` simultaneous requests of one vendor. Until
+/// the first argon2id verification lands in the cache, every request verifies the secret.
+async fn cold_start(
+    bench: &Bench<'_>,
+    payload: &Arc<Payload>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let (server, target) = bench.start()?;
+    let probe = bench.probe(&server);
+    server.reset_peak_rss();
+    let s0 = probe.begin().await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (target, payload) = (target.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = target.send(&payload).await;
+            (t.elapsed(), r)
+        }));
+    }
+    let mut samples = Vec::new();
+    for t in tasks {
+        samples.push(t.await?);
+    }
+    let elapsed = started.elapsed();
+    let s1 = probe.end().await;
+    let r = summarize(samples, elapsed);
+    let rss = server.peak_rss_mib();
+    server.stop()?;
+    println!(
+        "cold start (diagnostic): {concurrency} simultaneous first requests of one vendor ({}) on a fresh server: p50 {:.1} ms, max {:.1} ms, {} errors, server peak RSS {rss:.1} MiB, server CPU {:.0} ms in all (one argon2id verify is about 22 ms)",
+        payload.name,
+        ms(r.p50),
+        ms(r.max),
+        r.errors,
+        (s1.0.server - s0.0.server) * 1000.0,
+    );
+    Ok(())
+}
+
+/// Diagnostic: the C-CDA runs again (gateway at 16 concurrent, then pgbench -c 16) with the
+/// MIME column compressed by lz4 instead of the default pglz. Changes the bench database only.
+async fn compression_lz4(
+    bench: &Bench<'_>,
+    payload: &Arc<Payload>,
+    pgbench: &Pgbench<'_>,
+) -> anyhow::Result<()> {
+    if let Err(e) = sqlx::query("ALTER TABLE messages ALTER COLUMN mime SET COMPRESSION lz4")
+        .execute(bench.pool)
+        .await
+    {
+        println!("lz4 (diagnostic): not available: {e}");
+        return Ok(());
+    }
+    let c = CONCURRENCY[0];
+    let (server, target) = bench.warm_start(payload).await?;
+    let probe = bench.probe(&server);
+    let (r, s0, s1) = closed_loop(&target, payload, c, &probe).await;
+    server.stop()?;
+    let stored: Option<f64> = sqlx::query_scalar(
+        "SELECT avg(pg_column_size(mime))::float8 FROM (SELECT mime FROM messages
+         WHERE vendor_message_id LIKE $1 ORDER BY created_at DESC LIMIT 100) m",
+    )
+    .bind(format!("bench-{}-%", payload.name))
+    .fetch_one(bench.pool)
+    .await?;
+    println!(
+        "lz4 (diagnostic) send_ccda {} closed loop, {c} concurrent: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, {} errors; MIME stored as {:.0} B; {}; {}; {}",
+        payload.name,
+        r.rate,
+        ms(r.p50),
+        ms(r.p99),
+        r.errors,
+        stored.unwrap_or(f64::NAN),
+        cpu_line(s0.0, s1.0, r.accepted),
+        db_line(&s0.1, &s1.1, r.accepted),
+        probe.waits(),
+    );
+    let probe = Probe::new(0, bench.postmaster, bench.pool);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s0 = probe.begin().await;
+    let (tps, n, latency) = pgbench.run(c, payload.name, &pgbench.script)?;
+    let s1 = probe.end().await;
+    println!(
+        "lz4 (diagnostic) pgbench {} ceiling, -c {c}: {tps:.1} tps, average latency {latency:.1} ms; {}; {}; {}",
+        payload.name,
+        machine_cpu_line(s0.0, s1.0, n),
+        db_line(&s0.1, &s1.1, n),
+        probe.waits(),
+    );
+    Ok(())
+}
+
 async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     pg.ensure_database("bench").await?;
     let options = pg.connect_options("bench");
@@ -778,6 +1227,11 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         .connect_with(options)
         .await?;
     hisp_gateway::store::MIGRATOR.run(&pool).await?;
+    if statements_wanted() {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+    }
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&pool)
         .await?;
@@ -814,6 +1268,12 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             &small,
         )),
     ];
+
+    if std::env::var("SEND_CCDA_FRESH_WAL").is_ok_and(|v| v == "1") {
+        println!("WAL: not warmed up (SEND_CCDA_FRESH_WAL=1): new segments are zero-filled");
+    } else {
+        warm_wal(&pool).await?;
+    }
 
     let bench = Bench {
         root,
@@ -861,6 +1321,15 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             .bind(&pattern)
             .execute(&pool)
             .await?;
+            // A copy keeps the source's compressed bytes; `|| ''` makes a plain value, which
+            // the EXTERNAL column then stores as it is.
+            let helper: i32 = sqlx::query_scalar(
+                "UPDATE bench_payload SET mime = mime || ''::bytea WHERE kind = $1
+                 RETURNING pg_column_size(mime)",
+            )
+            .bind(p.name)
+            .fetch_one(&pool)
+            .await?;
             let (mime, stored, recipients, timeouts, delivers): (i64, i32, String, i64, i64) =
                 sqlx::query_as(
                     "SELECT octet_length(m.mime)::bigint, pg_column_size(m.mime),
@@ -873,7 +1342,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 .fetch_one(&pool)
                 .await?;
             println!(
-                "payload {}: attachment {} B, request body {} B, MIME {} B ({} B stored after TOAST compression); recipient {}; jobs: {} messaging.timeout, {} messaging.deliver",
+                "payload {}: attachment {} B, request body {} B, MIME {} B ({} B stored after TOAST compression; {helper} B in pgbench's uncompressed helper row); recipient {}; jobs: {} messaging.timeout, {} messaging.deliver",
                 p.name,
                 p.attachment_bytes,
                 p.len(),
@@ -908,25 +1377,18 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut open = Vec::new();
     let mut warnings = Vec::new();
-    for p in &payloads {
+    for p in payloads.iter().filter(|p| wanted(p.name)) {
         let mut best: f64 = 0.0;
         for &c in &CONCURRENCY {
-            let (server, target) = bench.start()?;
-            let rss_reset = server.reset_peak_rss();
-            let (cpu0, db0) = (
-                cpu_sample(server.pid(), bench.postmaster),
-                db_sample(bench.pool).await?,
-            );
-            let r = closed_loop(&target, p, c).await;
-            let (cpu1, db1) = (
-                cpu_sample(server.pid(), bench.postmaster),
-                db_sample(bench.pool).await?,
-            );
+            let (server, target) = bench.warm_start(p).await?;
+            let probe = bench.probe(&server);
+            let (r, s0, s1) = closed_loop(&target, p, c, &probe).await;
+            let statements = probe.statements(r.accepted).await;
             let rss = server.peak_rss_mib();
             warnings.extend(server.log.lock().expect("log lock").iter().cloned());
             server.stop()?;
             println!(
-                "send_ccda {} closed loop, {c} concurrent, {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, server peak RSS {rss:.1} MiB{}; {}; {}",
+                "send_ccda {} closed loop, {c} concurrent, {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
                 p.name,
                 measured().as_secs(),
                 r.rate,
@@ -935,9 +1397,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 ms(r.max),
                 r.errors,
                 error_note(&r),
-                if rss_reset { "" } else { " (since start)" },
-                cpu_line(cpu0, cpu1, r.accepted),
-                db_line(db0, db1, r.accepted),
+                cpu_line(s0.0, s1.0, r.accepted),
+                db_line(&s0.1, &s1.1, r.accepted),
+                probe.waits(),
             );
             best = best.max(r.rate);
             rows.push(Row {
@@ -950,22 +1412,15 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         }
 
         let half = best / 2.0;
-        let (server, target) = bench.start()?;
-        server.reset_peak_rss();
-        let (cpu0, db0) = (
-            cpu_sample(server.pid(), bench.postmaster),
-            db_sample(bench.pool).await?,
-        );
-        let (r, max_in_flight) = open_loop(&target, p, half).await;
-        let (cpu1, db1) = (
-            cpu_sample(server.pid(), bench.postmaster),
-            db_sample(bench.pool).await?,
-        );
+        let (server, target) = bench.warm_start(p).await?;
+        let probe = bench.probe(&server);
+        let (r, max_in_flight, slow, s0, s1) = open_loop(&target, p, half, &probe).await;
+        let statements = probe.statements(r.accepted).await;
         let rss = server.peak_rss_mib();
         warnings.extend(server.log.lock().expect("log lock").iter().cloned());
         server.stop()?;
         println!(
-            "send_ccda {} open loop at {half:.1}/s (half of {best:.1}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, server peak RSS {rss:.1} MiB; {}; {}",
+            "send_ccda {} open loop at {half:.1}/s (half of {best:.1}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
             p.name,
             measured().as_secs(),
             r.rate,
@@ -974,62 +1429,78 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             ms(r.max),
             r.errors,
             error_note(&r),
-            cpu_line(cpu0, cpu1, r.accepted),
-            db_line(db0, db1, r.accepted),
+            cpu_line(s0.0, s1.0, r.accepted),
+            db_line(&s0.1, &s1.1, r.accepted),
+            probe.waits(),
         );
         open.push((p.name, half, r, rss));
 
-        for &c in &CONCURRENCY {
-            let (cpu0, db0) = (
-                cpu_sample(0, bench.postmaster),
-                db_sample(bench.pool).await?,
-            );
-            let (tps, n, latency) = pgbench.run(c, p.name, &pgbench.script)?;
-            let (cpu1, db1) = (
-                cpu_sample(0, bench.postmaster),
-                db_sample(bench.pool).await?,
-            );
-            println!(
-                "pgbench ceiling {} (message + recipient + timeout job + pg_notify, one commit), -c {c}, {} s: {tps:.1} tps, average latency {latency:.1} ms; {}; {}",
-                p.name,
-                measured().as_secs(),
-                cpu_line(cpu0, cpu1, n),
-                db_line(db0, db1, n),
-            );
-            if let Some(row) = rows
-                .iter_mut()
-                .find(|r| r.payload == p.name && r.concurrency == c)
-            {
-                row.ceiling = tps;
+        let probe = Probe::new(0, bench.postmaster, &pool);
+        for (script, label) in [
+            (&pgbench.script, "ceiling"),
+            (&no_notify, "without pg_notify (diagnostic)"),
+        ] {
+            for &c in &CONCURRENCY {
+                // The last gateway's backends have exited (their CPU lands on the postmaster).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let s0 = probe.begin().await;
+                let (tps, n, latency) = pgbench.run(c, p.name, script)?;
+                let s1 = probe.end().await;
+                let statements = probe.statements(n).await;
+                println!(
+                    "pgbench {} {label}, -c {c}, {} s: {tps:.1} tps, average latency {latency:.1} ms; {}; {}; {}{statements}",
+                    p.name,
+                    measured().as_secs(),
+                    machine_cpu_line(s0.0, s1.0, n),
+                    db_line(&s0.1, &s1.1, n),
+                    probe.waits(),
+                );
+                if script == &pgbench.script
+                    && let Some(row) = rows
+                        .iter_mut()
+                        .find(|r| r.payload == p.name && r.concurrency == c)
+                {
+                    row.ceiling = tps;
+                }
             }
-        }
-        for &c in &CONCURRENCY {
-            let (tps, _, latency) = pgbench.run(c, p.name, &no_notify)?;
-            println!(
-                "pgbench {} without the pg_notify (diagnostic), -c {c}: {tps:.1} tps, average latency {latency:.1} ms",
-                p.name
-            );
         }
     }
 
-    let (messages, timeouts, delivers, not_init, compressed): (i64, i64, i64, i64, Option<f64>) = sqlx::query_as(
+    let (messages, timeouts, delivers, not_init, by_pgbench, by_gateway): (
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+    ) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM messages WHERE vendor_message_id LIKE 'bench-%'),
                 (SELECT count(*) FROM jobs WHERE kind = 'messaging.timeout'),
                 (SELECT count(*) FROM jobs WHERE kind = 'messaging.deliver'),
                 (SELECT count(*) FROM message_recipients WHERE status <> 'SMTPINIT' OR route <> 'remote'),
                 (SELECT avg(pg_column_size(mime))::float8 FROM messages
-                 WHERE vendor_message_id NOT LIKE 'bench-%' AND size_bytes > 100000)",
+                 WHERE vendor_message_id NOT LIKE 'bench-%' AND size_bytes > 100000),
+                (SELECT avg(pg_column_size(mime))::float8 FROM messages
+                 WHERE vendor_message_id LIKE 'bench-%' AND size_bytes > 100000)",
     )
     .fetch_one(&pool)
     .await?;
     println!(
-        "after the runs: {messages} messages accepted through HTTP; {timeouts} messaging.timeout jobs (pgbench's included), {delivers} messaging.deliver jobs, {not_init} recipients not SMTPINIT/remote; pgbench's C-CDA MIME stored as {:.0} B on average (compressed like the gateway's); {} server log lines at warn or above",
-        compressed.unwrap_or(f64::NAN),
+        "after the runs: {messages} messages accepted through HTTP; {timeouts} messaging.timeout jobs (pgbench's included), {delivers} messaging.deliver jobs, {not_init} recipients not SMTPINIT/remote; C-CDA MIME stored as {:.0} B on average by pgbench, {:.0} B by the gateway; {} server log lines at warn or above",
+        by_pgbench.unwrap_or(f64::NAN),
+        by_gateway.unwrap_or(f64::NAN),
         warnings.len()
     );
     for line in warnings.iter().take(5) {
         println!("  server log: {line}");
     }
+    if wanted("cold") {
+        cold_start(&bench, &payloads[1], 64).await?;
+    }
+    if wanted("lz4") {
+        compression_lz4(&bench, &payloads[0], &pgbench).await?;
+    }
+
     pool.close().await;
 
     println!("\nsummary (markdown):");
