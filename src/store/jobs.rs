@@ -44,7 +44,11 @@ pub async fn insert(
     .bind(run_at)
     .fetch_one(&mut *conn)
     .await?;
-    notify(conn).await?;
+    // Only a job due now needs a worker woken; a later one is found by polling. NOTIFY is not
+    // free: notifying transactions commit one at a time (they share a database-wide lock).
+    if run_at <= Utc::now() {
+        notify(conn).await?;
+    }
     Ok(id)
 }
 
