@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -71,8 +72,9 @@ impl Verifier {
 /// Extractor: the API client that authenticated this request.
 pub struct Authenticated(pub Client);
 
-fn parse_basic(parts: &Parts) -> Option<(Uuid, String)> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+/// The client id and secret of an `Authorization: Basic` header.
+pub fn parse_basic(headers: &HeaderMap) -> Option<(Uuid, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -86,7 +88,7 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let (id, secret) = parse_basic(parts).ok_or(AppError::Unauthorized)?;
+        let (id, secret) = parse_basic(&parts.headers).ok_or(AppError::Unauthorized)?;
         let client = state.verifier.verify(&state.db, id, &secret).await?;
         Ok(Authenticated(client))
     }

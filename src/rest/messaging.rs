@@ -10,8 +10,6 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -191,17 +189,10 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// Client credentials in the Basic header (preferred by RFC 6749) or in the form.
 fn credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(Uuid, String)> {
-    let from_header = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("basic"))
-        .and_then(|(_, b64)| STANDARD.decode(b64.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.split_once(':').map(|(i, p)| (i.to_owned(), p.to_owned())));
-    let (id, secret) =
-        from_header.or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)))?;
-    Some((Uuid::parse_str(id.trim()).ok()?, secret))
+    crate::auth::basic::parse_basic(headers).or_else(|| {
+        let id = Uuid::parse_str(form.client_id.as_deref()?.trim()).ok()?;
+        Some((id, form.client_secret.clone()?))
+    })
 }
 
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
