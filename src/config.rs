@@ -278,16 +278,9 @@ impl Config {
             m.rate_per_second > 0 && m.rate_burst > 0,
             "messaging.rate_per_second and messaging.rate_burst must be positive"
         );
-        // Textual check only: XDM OIDs may use 128-bit arcs (2.25.<uuid>), beyond DER's u64.
-        let arcs: Vec<&str> = m.xdm_source_id.split('.').collect();
         anyhow::ensure!(
-            arcs.len() >= 2
-                && matches!(arcs[0], "0" | "1" | "2")
-                && arcs.iter().all(|a| {
-                    !a.is_empty()
-                        && a.bytes().all(|b| b.is_ascii_digit())
-                        && (a.len() == 1 || !a.starts_with('0'))
-                }),
+            crate::direct::xdm::is_oid(&m.xdm_source_id)
+                && matches!(m.xdm_source_id.split('.').next(), Some("0" | "1" | "2")),
             "messaging.xdm_source_id {:?} is not a dotted OID",
             m.xdm_source_id
         );

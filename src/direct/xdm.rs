@@ -267,11 +267,16 @@ fn check_file_name(name: &str) -> Result<(), XdmError> {
     Ok(())
 }
 
-fn check_oid(field: &'static str, value: &str) -> Result<(), XdmError> {
+/// A dotted-decimal OID, checked as text: XDM OIDs may carry 128-bit arcs (`2.25.<uuid>`).
+pub fn is_oid(value: &str) -> bool {
     let arc_ok = |a: &str| {
         !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && (a == "0" || !a.starts_with('0'))
     };
-    if value.split('.').count() < 2 || !value.split('.').all(arc_ok) {
+    value.split('.').count() >= 2 && value.split('.').all(arc_ok)
+}
+
+fn check_oid(field: &'static str, value: &str) -> Result<(), XdmError> {
+    if !is_oid(value) {
         return Err(XdmError::NotAnOid {
             field,
             value: value.to_owned(),

@@ -410,12 +410,27 @@ pub async fn message(db: &PgPool, id: Uuid) -> Result<Option<MessageRow>, sqlx::
     .await
 }
 
-pub async fn message_mime(db: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT mime FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
-        .map(Option::flatten)
+/// A message with its stored MIME, for delivery (one round trip; the notification jobs use
+/// `message`, which leaves the MIME behind).
+pub async fn message_with_mime(
+    db: &PgPool,
+    id: Uuid,
+) -> Result<Option<(MessageRow, Option<Vec<u8>>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        message: MessageRow,
+        mime: Option<Vec<u8>>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, client_id, from_address, smtp_message_id, vendor_message_id, xdm, final_delivery,
+                metadata, created_at, mime
+         FROM messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.message, r.mime)))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -148,7 +148,7 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
     if status.is_final() {
         return Ok(());
     }
-    let msg = sql::message(db, id)
+    let (msg, raw) = sql::message_with_mime(db, id)
         .await
         .map_err(transient)?
         .ok_or_else(|| JobError::Permanent("no such message".into()))?;
@@ -184,10 +184,7 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
             .await
             .map_err(transient)?;
     }
-    let raw = sql::message_mime(db, id)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| JobError::Permanent("message has no MIME body".into()))?;
+    let raw = raw.ok_or_else(|| JobError::Permanent("message has no MIME body".into()))?;
     let shape = Shape::parse(&endpoint.inbound_shape).unwrap_or(Shape::Flat);
     let xdm = XdmDelivery::parse(&endpoint.inbound_xdm).unwrap_or(XdmDelivery::Zip);
     let body = match inbound::payload(&msg, &raw, &recipient, shape, xdm) {

@@ -140,7 +140,7 @@ pub async fn send(
     let id = Uuid::new_v4();
     let transaction_id = Uuid::new_v4();
     let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
-    let unique_id = uuid_oid(id);
+    let unique_id = xdm::oid_from_uuid(id);
     let (mime, patient_cx) = {
         let req = req.clone();
         let source = ctx.config.xdm_source_id.clone();
@@ -245,11 +245,6 @@ fn setting(own: &Value, defaults: &Value, name: &str) -> bool {
         .or_else(|| defaults.get(name))
         .and_then(Value::as_bool)
         .unwrap_or(false)
-}
-
-/// `2.25.<uuid as a decimal integer>`: an OID anyone can mint without registration.
-fn uuid_oid(id: Uuid) -> String {
-    format!("2.25.{}", id.as_u128())
 }
 
 /// The RFC 5322 message of a request (raw attachments, or one XDM package), and the patient
