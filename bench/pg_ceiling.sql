@@ -1,9 +1,11 @@
 -- The PostgreSQL ceiling of POST /MessagingAPI/dirmsg/send_ccda: one pgbench transaction
 -- writes what one accepted send commits for a recipient on another HISP (the common case):
 -- one `messages` row with the same columns (MIME bytea included), one `message_recipients`
--- row (SMTPINIT, route remote), one `messaging.timeout` job due at now + messaging.timeout,
--- and the pg_notify that jobs::enqueue sends. No `messaging.deliver` job: that is queued only
--- for recipients hosted here.
+-- row (SMTPINIT, route remote) and one `messaging.timeout` job due at now + messaging.timeout.
+-- No `messaging.deliver` job: that is queued only for recipients hosted here. No pg_notify
+-- either: the gateway wakes workers only for jobs due now, and the timeout is due in an hour.
+-- This is the plain way to write the rows, a statement each in one transaction;
+-- pg_ceiling_one_statement.sql writes the same rows with one statement.
 --
 -- The row contents (MIME, metadata, request hash, ...) come from `bench_payload`, which
 -- bench/send_ccda.rs fills from a message the gateway itself accepted, so the bytea has the
@@ -31,5 +33,4 @@ FROM unnest(ARRAY['dr.remote@partner-hisp.example.net']::text[], ARRAY['remote']
 INSERT INTO jobs (kind, payload, max_attempts, run_at)
 VALUES ('messaging.timeout', jsonb_build_object('message_id', :mid::uuid), 7, now() + interval '60 minutes')
 RETURNING id;
-SELECT pg_notify('gateway_jobs', '');
 END;

@@ -205,6 +205,11 @@ pub struct SendRequest {
 }
 
 impl SendRequest {
+    /// The attachments' bytes, in all.
+    pub fn content_len(&self) -> usize {
+        self.attachments.iter().map(|a| a.content.len()).sum()
+    }
+
     /// Validates a request body; the error names the first bad field. `max_attachments`
     /// bounds the attachment list.
     pub fn parse(v: &Value, max_attachments: usize) -> Result<Self, Invalid> {

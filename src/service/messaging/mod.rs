@@ -22,7 +22,7 @@ use crate::domain::Invalid;
 use crate::domain::messaging::{SendRequest, Status};
 use crate::domain::pki::organization_status;
 use crate::error::{AppError, AppResult};
-use crate::jobs::{self, RetryPolicy};
+use crate::jobs::RetryPolicy;
 use crate::store::messaging::{self as sql, NewMessage};
 use crate::webhooks::Pusher;
 
@@ -92,44 +92,51 @@ pub async fn send(
     let request_hash =
         Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
 
-    if let Some(reply) = replay(db, client, &req.message_id, &request_hash).await? {
-        return Ok(reply);
-    }
-
     let from = req.from.to_string();
-    let sender = sql::find_address(db, &from, client)
-        .await?
-        .filter(|a| a.granted)
-        .ok_or_else(|| {
-            AppError::Forbidden(format!(
-                "fromDirectAddress {from} is not an address this client may send from"
-            ))
-        })?;
-    if sender.status != ADDRESS_ACTIVE {
+    let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
+    let lowered: Vec<String> = recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
+    let found = sql::send_lookup(db, client, &req.message_id, &from, &lowered).await?;
+    if let Some(prior) = found.prior_id {
+        return replay(
+            &req.message_id,
+            &request_hash,
+            sql::PriorSend {
+                id: prior,
+                request_hash: found.prior_hash,
+                transaction_id: found.prior_transaction,
+            },
+        );
+    }
+    let (Some(sender_status), Some(organization_id), Some(organization_status), Some(true)) = (
+        found.sender_status,
+        found.organization_id,
+        found.organization_status,
+        found.granted,
+    ) else {
+        return Err(AppError::Forbidden(format!(
+            "fromDirectAddress {from} is not an address this client may send from"
+        )));
+    };
+    if sender_status != ADDRESS_ACTIVE {
         return Err(AppError::Forbidden(format!(
             "fromDirectAddress {from} is disabled"
         )));
     }
-    if sender.organization_status != organization_status::ACTIVATED {
+    if organization_status != organization_status::ACTIVATED {
         return Err(AppError::Forbidden(format!(
-            "the organization of fromDirectAddress {from} is {}, not Activated",
-            sender.organization_status
+            "the organization of fromDirectAddress {from} is {organization_status}, not Activated"
         )));
     }
     let timely = setting(
-        &sender.settings,
-        &sender.default_settings,
+        found.settings.as_ref().unwrap_or(&Value::Null),
+        found.default_settings.as_ref().unwrap_or(&Value::Null),
         "timely_and_reliable_flag",
     );
     let final_delivery = req.asm_enabled || timely;
-
-    let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
-    let lowered: Vec<String> = recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
-    let hosted = sql::hosted_among(db, &lowered).await?;
     let routes: Vec<&str> = lowered
         .iter()
         .map(|r| {
-            if hosted.contains(r) {
+            if found.hosted.contains(r) {
                 "local"
             } else {
                 "remote"
@@ -141,7 +148,19 @@ pub async fn send(
     let transaction_id = Uuid::new_v4();
     let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
     let unique_id = xdm::oid_from_uuid(id);
-    let (mime, patient_cx) = {
+    // A large message is built off the async threads so it does not hold up other requests;
+    // a small one costs less to build than to hand over to the blocking pool.
+    let (mime, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
+        build_mime(
+            &req,
+            &recipients,
+            &smtp_message_id,
+            &unique_id,
+            &ctx.config.xdm_source_id,
+            final_delivery,
+            now,
+        )?
+    } else {
         let req = req.clone();
         let source = ctx.config.xdm_source_id.clone();
         let (smtp_id, uid, rcpts) = (
@@ -157,13 +176,12 @@ pub async fn send(
     };
 
     let metadata = Value::Object(req.metadata.clone());
-    let mut tx = db.begin().await?;
-    let inserted = sql::insert_message(
-        &mut tx,
+    let inserted = sql::insert_send(
+        db,
         &NewMessage {
             id,
             client_id: client,
-            organization_id: sender.organization_id,
+            organization_id,
             from_address: &from,
             smtp_message_id: &smtp_message_id,
             size_bytes: mime.len() as i64,
@@ -180,63 +198,44 @@ pub async fn send(
             xdr_patient_id: patient_cx.as_deref(),
             created_at: now,
             timeout_at: now + ctx.config.timeout,
+            recipients: &recipients,
+            routes: &routes,
+        },
+        &sql::SendJobs {
+            deliver_kind: delivery::DELIVER_JOB,
+            deliver_max_attempts: ctx.delivery_retry.max_attempts(),
+            deliver_run_at: Utc::now(),
+            timeout_kind: delivery::TIMEOUT_JOB,
+            timeout_max_attempts: ctx.retry.max_attempts(),
         },
     )
     .await?;
     if !inserted {
-        // Another request with this messageId committed between our check and our insert.
-        drop(tx);
-        return replay(db, client, &req.message_id, &request_hash)
+        // Another request with this messageId committed between our lookup and our insert.
+        let prior = sql::prior_send(db, client, &req.message_id)
             .await?
             .ok_or_else(|| {
                 AppError::Conflict("messageId is being used by another request".into())
-            });
+            })?;
+        return replay(&req.message_id, &request_hash, prior);
     }
-    sql::insert_recipients(&mut tx, id, &recipients, &routes, now).await?;
-    for (recipient, route) in recipients.iter().zip(&routes) {
-        if *route == "local" {
-            jobs::enqueue(
-                &mut tx,
-                &ctx.delivery_retry,
-                delivery::DELIVER_JOB,
-                serde_json::json!({ "message_id": id, "recipient": recipient }),
-            )
-            .await?;
-        }
-    }
-    jobs::enqueue_at(
-        &mut tx,
-        &ctx.retry,
-        delivery::TIMEOUT_JOB,
-        serde_json::json!({ "message_id": id }),
-        now + ctx.config.timeout,
-    )
-    .await?;
-    tx.commit().await?;
     metrics::counter!("gateway_messages_accepted_total").increment(1);
     Ok(SendReply::accepted(req.message_id, transaction_id))
 }
 
-async fn replay(
-    db: &PgPool,
-    client: Uuid,
-    message_id: &str,
-    request_hash: &[u8],
-) -> AppResult<Option<SendReply>> {
-    let mut conn = db.acquire().await?;
-    let Some(prior) = sql::prior_send(&mut conn, client, message_id).await? else {
-        return Ok(None);
-    };
+/// Attachments up to this many bytes in all are built into MIME on the request's own task.
+const INLINE_BUILD_BYTES: usize = 64 * 1024;
+
+/// The reply to a request whose messageId this client used before: the first reply again
+/// when it is the same request, a conflict when it is another.
+fn replay(message_id: &str, request_hash: &[u8], prior: sql::PriorSend) -> AppResult<SendReply> {
     if prior.request_hash.as_deref() != Some(request_hash) {
         return Err(AppError::Conflict(format!(
             "messageId {message_id} was already used for a different message"
         )));
     }
     let transaction_id = prior.transaction_id.unwrap_or(prior.id);
-    Ok(Some(SendReply::accepted(
-        message_id.to_owned(),
-        transaction_id,
-    )))
+    Ok(SendReply::accepted(message_id.to_owned(), transaction_id))
 }
 
 /// An address setting: its own value, else its organization's default, else off.

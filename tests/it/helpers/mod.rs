@@ -262,9 +262,7 @@ impl TestApp {
         hisp_gateway::install_crypto_provider();
         let (pool, proxy) = if opts.db_proxy {
             let proxy = db_proxy::DbProxy::start(db.connect_options());
-            let pool = PgPoolOptions::new()
-                .max_connections(opts.config.database.max_connections)
-                .acquire_timeout(opts.config.database.acquire_timeout)
+            let pool = hisp_gateway::store::pool_options(&opts.config.database)
                 .connect_with(proxy.options())
                 .await
                 .unwrap();

@@ -95,8 +95,15 @@ async fn an_unanswered_recipient_times_out_at_the_configured_time_and_not_before
     let id = "timeout-1";
     w.send_ok(&message(id, &format!("{BEN},{remote}"), false))
         .await;
+    // A message with no local recipient at all is written by another statement.
+    let only_remote = "timeout-2";
+    w.send_ok(&message(only_remote, remote, false)).await;
     let accepted = Utc::now();
     w.drain().await;
+    assert_eq!(
+        w.statuses(only_remote).await,
+        vec![(remote.into(), "SMTPINIT".into())]
+    );
     assert_eq!(
         w.statuses(id).await,
         vec![
@@ -131,6 +138,10 @@ async fn an_unanswered_recipient_times_out_at_the_configured_time_and_not_before
             (BEN.into(), "DISPATCHED".into()),
             (remote.into(), "FAILED-TO".into())
         ]
+    );
+    assert_eq!(
+        w.statuses(only_remote).await,
+        vec![(remote.into(), "FAILED-TO".into())]
     );
     let (_, v) = w.status(id).await;
     let remote_row = v

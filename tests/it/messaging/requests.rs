@@ -200,6 +200,46 @@ async fn a_replay_gets_the_first_reply_and_a_reused_message_id_is_409() {
     assert_eq!(w.inbox.accepted().len(), 2);
 }
 
+/// Requests that race with one messageId: the lookup before the insert finds nothing for all
+/// of them, so the insert's conflict decides. One message is written whatever the order.
+#[tokio::test]
+async fn racing_requests_with_one_message_id_write_one_message() {
+    let w = World::new().await;
+    let body = message("urn:uuid:race-1", BEN, false);
+    let replies = futures_util::future::join_all((0..8).map(|_| w.send(&body))).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in replies {
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        ids.insert(v["transactionId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "every replay gets the first reply: {ids:?}");
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 1);
+    assert_eq!(count(&w.f.app.db.pool, "message_recipients").await, 1);
+    let jobs: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM jobs WHERE kind LIKE 'messaging.%' ORDER BY kind")
+            .fetch_all(&w.f.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(jobs, ["messaging.deliver", "messaging.timeout"]);
+
+    // Different requests racing for one messageId: one is accepted, the rest are conflicts.
+    let bodies: Vec<Value> = (0..8)
+        .map(|i| {
+            let mut b = message("urn:uuid:race-2", BEN, false);
+            b["messageSubject"] = json!(format!("Variant {i}"));
+            b
+        })
+        .collect();
+    let replies = futures_util::future::join_all(bodies.iter().map(|b| w.send(b))).await;
+    let mut codes: Vec<u16> = replies.iter().map(|r| r.status().as_u16()).collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 2);
+    w.drain().await;
+    assert_eq!(w.inbox.accepted().len(), 2, "each message delivered once");
+}
+
 #[tokio::test]
 async fn status_of_unknown_and_foreign_messages() {
     let w = World::new().await;
