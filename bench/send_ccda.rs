@@ -574,6 +574,8 @@ struct WaitSampler {
 struct Waits {
     samples: usize,
     seen: std::collections::BTreeMap<String, usize>,
+    /// The sample with the most busy backends: when (UTC), and what they were doing.
+    busiest: Option<(String, Vec<String>)>,
 }
 
 const WAIT_SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -617,6 +619,10 @@ impl<'a> Probe<'a> {
                 .await
                 .unwrap_or_default();
                 waits.samples += 1;
+                if states.len() > waits.busiest.as_ref().map_or(0, |(_, s)| s.len()) {
+                    let at = chrono::Utc::now().format("%H:%M:%S%.3f").to_string();
+                    waits.busiest = Some((at, states.clone()));
+                }
                 for state in states {
                     *waits.seen.entry(state).or_default() += 1;
                 }
@@ -654,8 +660,16 @@ impl<'a> Probe<'a> {
             .take(6)
             .map(|(state, n)| format!("{state} {:.2}", **n as f64 / w.samples as f64))
             .collect();
+        let busiest = w.busiest.as_ref().map_or(String::new(), |(at, states)| {
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for s in states {
+                *counts.entry(s.as_str()).or_default() += 1;
+            }
+            let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            format!("; busiest sample at {at}: {}", counts.join(", "))
+        });
         format!(
-            "backends not idle: {:.1} on average ({})",
+            "backends not idle: {:.1} on average ({}){busiest}",
             busy as f64 / w.samples as f64,
             parts.join(", ")
         )
@@ -842,7 +856,7 @@ async fn open_loop(
     };
     tokio::time::sleep_until(from.into()).await;
     let s0 = probe.begin().await;
-    let started_at = chrono::Utc::now().format("%H:%M:%S");
+    let started_at = chrono::Utc::now().format("%H:%M:%S%.3f");
     tokio::time::sleep_until(until.into()).await;
     let s1 = probe.end().await;
     let mut samples = Vec::new();
@@ -873,6 +887,12 @@ async fn open_loop(
         s0,
         s1,
     )
+}
+
+async fn message_count(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(pool)
+        .await?)
 }
 
 /// pgbench, or where Debian keeps it.
@@ -971,8 +991,11 @@ struct DbSample {
     wal_bytes: f64,
     fpi: i64,
     checkpoints: i64,
-    /// Finished autovacuum and autoanalyze runs, by table.
-    autovacuum: std::collections::BTreeMap<String, i64>,
+    /// Sessions opened on the bench database (new connections).
+    sessions: i64,
+    /// Finished autovacuum and autoanalyze runs, by table, and when the last of each ended
+    /// (UTC time of day), to set beside the seconds in which requests were slow.
+    autovacuum: std::collections::BTreeMap<String, (i64, String)>,
 }
 
 async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
@@ -994,17 +1017,27 @@ async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
                 .await?
         }
     };
-    let autovacuum = sqlx::query_as::<_, (String, i64)>(
-        "SELECT relname::text, autovacuum_count + autoanalyze_count FROM pg_stat_user_tables",
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?;
+    let autovacuum = sqlx::query_as::<_, (String, i64, String)>(
+        "SELECT relname::text, autovacuum_count + autoanalyze_count,
+                concat_ws(' ', 'vacuum ended ' || to_char(last_autovacuum AT TIME ZONE 'UTC', 'HH24:MI:SS.MS'),
+                               'analyze ended ' || to_char(last_autoanalyze AT TIME ZONE 'UTC', 'HH24:MI:SS.MS'))
+         FROM pg_stat_user_tables",
     )
     .fetch_all(pool)
     .await?
     .into_iter()
+    .map(|(table, n, last)| (table, (n, last)))
     .collect();
     Ok(DbSample {
         wal_bytes,
         fpi,
         checkpoints,
+        sessions,
         autovacuum,
     })
 }
@@ -1013,16 +1046,17 @@ fn db_line(a: &DbSample, b: &DbSample, transactions: usize) -> String {
     let vacuumed: Vec<String> = b
         .autovacuum
         .iter()
-        .filter_map(|(table, n)| {
-            let runs = n - a.autovacuum.get(table).copied().unwrap_or(0);
-            (runs > 0).then(|| format!("{table} x{runs}"))
+        .filter_map(|(table, (n, last))| {
+            let runs = n - a.autovacuum.get(table).map_or(0, |(n, _)| *n);
+            (runs > 0).then(|| format!("{table} x{runs} (last {last})"))
         })
         .collect();
     format!(
-        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints, autovacuum/analyze: {}",
+        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints, {} new connections, autovacuum/analyze: {}",
         (b.wal_bytes - a.wal_bytes) / 1024.0 / transactions.max(1) as f64,
         (b.fpi - a.fpi) as f64 / transactions.max(1) as f64,
         b.checkpoints - a.checkpoints,
+        b.sessions - a.sessions,
         if vacuumed.is_empty() {
             "none".to_owned()
         } else {
@@ -1318,6 +1352,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     let one_statement = root.join("pg_ceiling_one_statement.sql");
     std::fs::write(&one_statement, include_str!("pg_ceiling_one_statement.sql"))?;
     std::fs::set_permissions(&one_statement, std::fs::Permissions::from_mode(0o644))?;
+    let gateway_statement = root.join("pg_gateway_statement.sql");
+    std::fs::write(&gateway_statement, include_str!("pg_gateway_statement.sql"))?;
+    std::fs::set_permissions(&gateway_statement, std::fs::Permissions::from_mode(0o644))?;
 
     let mut rows = Vec::new();
     let mut open = Vec::new();
@@ -1387,16 +1424,23 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 "ceiling, a statement per row in one transaction",
             ),
             (&one_statement, "ceiling, one statement"),
+            (&gateway_statement, "the gateway's statement (diagnostic)"),
         ] {
             for &c in &CONCURRENCY {
                 // The last gateway's backends have exited (their CPU lands on the postmaster).
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                let before = message_count(&pool).await?;
                 let s0 = probe.begin().await;
                 let (tps, n, latency) = pgbench.run(c, p.name, script)?;
                 let s1 = probe.end().await;
+                let written = message_count(&pool).await? - before;
+                ensure!(
+                    written >= n as i64,
+                    "pgbench {label}: {n} transactions but {written} messages written"
+                );
                 let statements = probe.statements(n).await;
                 println!(
-                    "pgbench {} {label}, -c {c}, {} s: {tps:.1} tps, average latency {latency:.1} ms; {}; {}; {}{statements}",
+                    "pgbench {} {label}, -c {c}, {} s: {tps:.1} tps ({written} messages written), average latency {latency:.1} ms; {}; {}; {}{statements}",
                     p.name,
                     measured().as_secs(),
                     machine_cpu_line(s0.0, s1.0, n),
@@ -1404,9 +1448,10 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                     probe.waits(),
                 );
                 // The ceiling is the faster of the two ways to write the rows.
-                if let Some(row) = rows
-                    .iter_mut()
-                    .find(|r| r.payload == p.name && r.concurrency == c)
+                if script != &gateway_statement
+                    && let Some(row) = rows
+                        .iter_mut()
+                        .find(|r| r.payload == p.name && r.concurrency == c)
                 {
                     row.ceiling = row.ceiling.max(tps);
                 }

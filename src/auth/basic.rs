@@ -19,7 +19,8 @@ use crate::error::AppError;
 use crate::store;
 
 /// How long a successful argon2 check is remembered. The client's status and stored hash are
-/// still read on every request, so disabling or rotating takes effect at once.
+/// still read on every request (by `verify`, or confirmed by the caller of `recall`), so
+/// disabling or rotating takes effect at once.
 const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_MAX: usize = 10_000;
 
@@ -27,7 +28,14 @@ const CACHE_MAX: usize = 10_000;
 /// every request. Keyed by client id; holds only a SHA-256 of the presented secret.
 #[derive(Default)]
 pub struct Verifier {
-    recent: Mutex<HashMap<Uuid, (String, String, Instant)>>,
+    recent: Mutex<HashMap<Uuid, Remembered>>,
+}
+
+struct Remembered {
+    presented: String,
+    phc: String,
+    client: Client,
+    at: Instant,
 }
 
 /// A PHC string no secret matches, used when the client id is unknown so that the answer takes
@@ -48,24 +56,50 @@ impl Verifier {
         let presented = secrets::sha256_hex(secret.as_bytes());
         let cached = {
             let recent = self.recent.lock().unwrap();
-            recent
-                .get(&id)
-                .is_some_and(|(p, h, at)| *p == presented && *h == phc && at.elapsed() < CACHE_TTL)
+            recent.get(&id).is_some_and(|r| {
+                r.presented == presented && r.phc == phc && r.at.elapsed() < CACHE_TTL
+            })
         };
+        if !cached && !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
+            return Err(AppError::Unauthorized);
+        }
+        if client.status != ClientStatus::Active {
+            self.forget(id);
+            return Err(AppError::Unauthorized);
+        }
         if !cached {
-            if !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
-                return Err(AppError::Unauthorized);
-            }
             let mut recent = self.recent.lock().unwrap();
             if recent.len() >= CACHE_MAX {
                 recent.clear();
             }
-            recent.insert(id, (presented, phc, Instant::now()));
-        }
-        if client.status != ClientStatus::Active {
-            return Err(AppError::Unauthorized);
+            recent.insert(
+                id,
+                Remembered {
+                    presented,
+                    phc,
+                    client: client.clone(),
+                    at: Instant::now(),
+                },
+            );
         }
         Ok(client)
+    }
+
+    /// The client and the stored hash its secret matched, when that was verified recently,
+    /// without reading the database. The caller must confirm, in the statement it runs anyway,
+    /// that the client is still active with that stored hash, and `forget` it otherwise.
+    pub fn recall(&self, id: Uuid, secret: &str) -> Option<(Client, String)> {
+        let presented = secrets::sha256_hex(secret.as_bytes());
+        let recent = self.recent.lock().unwrap();
+        recent
+            .get(&id)
+            .filter(|r| r.presented == presented && r.at.elapsed() < CACHE_TTL)
+            .map(|r| (r.client.clone(), r.phc.clone()))
+    }
+
+    /// Drops what is remembered of a client (its confirmation failed).
+    pub fn forget(&self, id: Uuid) {
+        self.recent.lock().unwrap().remove(&id);
     }
 }
 

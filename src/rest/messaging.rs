@@ -18,13 +18,14 @@ use super::JsonBody;
 use super::clients::require_ops;
 use crate::app::AppState;
 use crate::auth::Authenticated;
+use crate::auth::basic::parse_basic;
 use crate::domain::Invalid;
 use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
 use crate::service::messaging::admin::{self, EndpointRequest, EndpointView};
-use crate::service::messaging::{self, ListQuery, Listing, RecipientStatus, SendReply};
+use crate::service::messaging::{self, ListQuery, Listing, RecipientStatus, SendReply, Sent};
 use crate::service::reports::{self as reports, Period};
 use crate::store::messaging::GrantRow;
 
@@ -37,35 +38,119 @@ impl FromRequestParts<AppState> for Vendor {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let bearer = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        let client = match bearer {
-            Some(token) => admin::client_for_token(&state.db, &token, state.clock.now()).await?,
-            None => Authenticated::from_request_parts(parts, state).await?.0,
-        };
-        if client.kind != ClientKind::Vendor {
-            return Err(AppError::Forbidden(
-                "only vendor clients may use the messaging API".into(),
-            ));
-        }
-        state
-            .limiter
-            .check(client.id)
-            .map_err(|retry_after| AppError::TooManyRequests { retry_after })?;
+        let client = authenticate_vendor(state, &parts.headers).await?;
+        within_rate(state, &client)?;
         Ok(Vendor(client))
     }
 }
 
+/// The vendor client of a request, its credentials checked against the database.
+async fn authenticate_vendor(state: &AppState, headers: &HeaderMap) -> AppResult<Client> {
+    let client = match bearer_token(headers) {
+        Some(token) => admin::client_for_token(&state.db, &token, state.clock.now()).await?,
+        None => {
+            let (id, secret) = parse_basic(headers).ok_or(AppError::Unauthorized)?;
+            state.verifier.verify(&state.db, id, &secret).await?
+        }
+    };
+    vendor_only(client)
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+}
+
+fn vendor_only(client: Client) -> AppResult<Client> {
+    if client.kind != ClientKind::Vendor {
+        return Err(AppError::Forbidden(
+            "only vendor clients may use the messaging API".into(),
+        ));
+    }
+    Ok(client)
+}
+
+fn within_rate(state: &AppState, client: &Client) -> AppResult<()> {
+    state
+        .limiter
+        .check(client.id)
+        .map_err(|retry_after| AppError::TooManyRequests { retry_after })
+}
+
+/// `send_ccda`. A vendor whose Basic credentials were verified recently is not read from the
+/// database first: the send's one statement confirms the client is still active with the same
+/// secret, and writes nothing when it is not. Then (rare) the credentials are checked in full,
+/// which answers 401 when they no longer hold, and the send runs again.
 pub async fn send_ccda(
     State(state): State<AppState>,
-    Vendor(client): Vendor,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<SendReply>> {
+    let recalled = match bearer_token(&headers) {
+        Some(_) => None,
+        None => parse_basic(&headers).and_then(|(id, secret)| state.verifier.recall(id, &secret)),
+    };
+    let (client, confirm) = match recalled {
+        Some((client, phc)) => (vendor_only(client)?, Some(phc)),
+        None => (authenticate_vendor(&state, &headers).await?, None),
+    };
+    within_rate(&state, &client)?;
+    let value = match send_body(&state, body) {
+        Ok(value) => value,
+        Err(e) => {
+            // Only a client whose credentials hold learns what is wrong with its request.
+            if confirm.is_some() {
+                authenticate_vendor(&state, &headers).await?;
+            }
+            return Err(e);
+        }
+    };
+    let sent = messaging::send(
+        &state.db,
+        &state.messaging,
+        client.id,
+        confirm.as_deref(),
+        &value,
+        state.clock.now(),
+    )
+    .await;
+    let sent = match sent {
+        Err(AppError::BadRequest(invalid)) if confirm.is_some() => {
+            authenticate_vendor(&state, &headers).await?;
+            return Err(AppError::BadRequest(invalid));
+        }
+        other => other?,
+    };
+    match sent {
+        Sent::Accepted(reply) => Ok(Json(reply)),
+        Sent::Unconfirmed => {
+            state.verifier.forget(client.id);
+            let client = authenticate_vendor(&state, &headers).await?;
+            match messaging::send(
+                &state.db,
+                &state.messaging,
+                client.id,
+                None,
+                &value,
+                state.clock.now(),
+            )
+            .await?
+            {
+                Sent::Accepted(reply) => Ok(Json(reply)),
+                Sent::Unconfirmed => Err(AppError::Unauthorized),
+            }
+        }
+    }
+}
+
+fn send_body(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<serde_json::Value> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge {
@@ -75,17 +160,8 @@ pub async fn send_ccda(
             AppError::Malformed(r.body_text())
         }
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| AppError::Malformed(format!("the body is not JSON: {e}")))?;
-    let reply = messaging::send(
-        &state.db,
-        &state.messaging,
-        client.id,
-        &value,
-        state.clock.now(),
-    )
-    .await?;
-    Ok(Json(reply))
+    serde_json::from_slice(&body)
+        .map_err(|e| AppError::Malformed(format!("the body is not JSON: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -189,7 +265,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// Client credentials in the Basic header (preferred by RFC 6749) or in the form.
 fn credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(Uuid, String)> {
-    crate::auth::basic::parse_basic(headers).or_else(|| {
+    parse_basic(headers).or_else(|| {
         let id = Uuid::parse_str(form.client_id.as_deref()?.trim()).ok()?;
         Some((id, form.client_secret.clone()?))
     })

@@ -269,61 +269,7 @@ pub async fn token_client(
 
 // ---- messages ------------------------------------------------------------------------------
 
-/// Everything a send must know before it writes, read in one statement: an earlier request
-/// with the same vendor messageId, the sending address (with whether this client holds a grant
-/// on it) and which recipients are hosted here. One round trip instead of three keeps the
-/// connection busy for less time at the rates a vendor's batch sends.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SendLookup {
-    pub prior_id: Option<Uuid>,
-    pub prior_hash: Option<Vec<u8>>,
-    pub prior_transaction: Option<Uuid>,
-    pub sender_status: Option<String>,
-    pub organization_id: Option<i64>,
-    pub organization_status: Option<String>,
-    pub settings: Option<serde_json::Value>,
-    pub default_settings: Option<serde_json::Value>,
-    pub granted: Option<bool>,
-    /// Lower-cased `local@domain` of the recipients hosted here.
-    pub hosted: Vec<String>,
-}
-
-pub async fn send_lookup(
-    db: &PgPool,
-    client: Uuid,
-    vendor_message_id: &str,
-    from: &str,
-    recipients: &[String],
-) -> Result<SendLookup, sqlx::Error> {
-    let (users, domains): (Vec<&str>, Vec<&str>) = recipients.iter().map(|a| split(a)).unzip();
-    sqlx::query_as(
-        "SELECT p.id AS prior_id, p.request_hash AS prior_hash, p.transaction_id AS prior_transaction,
-                s.status AS sender_status, s.organization_id, s.organization_status, s.settings,
-                s.default_settings, s.granted,
-                ARRAY(SELECT lower(a.username || '@' || a.domain) FROM direct_addresses a
-                      JOIN unnest($5::text[], $6::text[]) AS x(u, d)
-                        ON lower(a.domain) = lower(x.d) AND lower(a.username) = lower(x.u)) AS hosted
-         FROM (SELECT 1) AS one
-         LEFT JOIN messages p ON p.client_id = $1 AND p.vendor_message_id = $2
-         LEFT JOIN LATERAL (
-             SELECT a.status, o.id AS organization_id, o.status AS organization_status, a.settings,
-                    o.default_settings,
-                    EXISTS (SELECT 1 FROM messaging_grants g
-                            WHERE g.organization_id = o.id AND g.client_id = $1) AS granted
-             FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
-             WHERE lower(a.domain) = lower($3) AND lower(a.username) = lower($4)) s ON true",
-    )
-    .bind(client)
-    .bind(vendor_message_id)
-    .bind(split(from).1)
-    .bind(split(from).0)
-    .bind(users)
-    .bind(domains)
-    .fetch_one(db)
-    .await
-}
-
-/// An earlier request with the same vendor messageId, when a concurrent one won the insert.
+/// An earlier request with the same vendor messageId.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PriorSend {
     pub id: Uuid,
@@ -346,10 +292,10 @@ pub async fn prior_send(
     .await
 }
 
+/// A message as the send path writes it.
 pub struct NewMessage<'a> {
     pub id: Uuid,
     pub client_id: Uuid,
-    pub organization_id: i64,
     pub from_address: &'a str,
     pub smtp_message_id: &'a str,
     pub size_bytes: i64,
@@ -366,14 +312,26 @@ pub struct NewMessage<'a> {
     pub xdr_patient_id: Option<&'a str>,
     pub created_at: DateTime<Utc>,
     pub timeout_at: DateTime<Utc>,
-    /// One per recipient, all starting SMTPINIT.
+    /// As the vendor wrote them; one recipient row each, all starting SMTPINIT.
     pub recipients: &'a [String],
-    /// `local` or `remote`, beside each recipient.
-    pub routes: &'a [&'a str],
 }
 
-/// The jobs an accepted message starts: a delivery job per local recipient, due now, and the
-/// message's timeout job, due at `timeout_at`.
+/// What the statement checks before it writes, besides the messageId being new.
+pub struct SendChecks<'a> {
+    /// The stored secret hash the client was verified against; `None` when its credentials
+    /// were checked against the database already in this request.
+    pub client_secret_hash: Option<&'a str>,
+    /// `(local part, domain)` of the sender.
+    pub from: (&'a str, &'a str),
+    /// `(local part, domain)` of each recipient, beside `NewMessage::recipients`.
+    pub recipient_parts: (&'a [&'a str], &'a [&'a str]),
+    /// The request's asmEnabled. The message was built for `final_delivery`, which must equal
+    /// asmEnabled or the sender's timely-and-reliable setting.
+    pub asm_enabled: bool,
+}
+
+/// The jobs an accepted message starts: a delivery job per recipient hosted here, due now, and
+/// the message's timeout job, due at `timeout_at`.
 pub struct SendJobs<'a> {
     pub deliver_kind: &'a str,
     pub deliver_max_attempts: i32,
@@ -382,88 +340,126 @@ pub struct SendJobs<'a> {
     pub timeout_max_attempts: i32,
 }
 
-/// The message, its recipients and its timeout job, as the CTEs `m`, `r` and `t` that
-/// `insert_send` completes.
-macro_rules! send_rows_sql {
-    () => {
-        "WITH m AS (
+/// What the statement found, and whether it wrote the message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SendOutcome {
+    /// False when the client is no longer active or its secret changed (or it is gone).
+    pub client_ok: Option<bool>,
+    pub prior_id: Option<Uuid>,
+    pub prior_hash: Option<Vec<u8>>,
+    pub prior_transaction: Option<Uuid>,
+    /// `None` when the sending address is not hosted here.
+    pub sender_status: Option<String>,
+    pub organization_status: Option<String>,
+    pub granted: Option<bool>,
+    /// The sender's timely-and-reliable setting (its own, else its organization's default).
+    pub timely: Option<bool>,
+    pub inserted: bool,
+    /// Workers woken (a delivery job was queued): 0 or 1.
+    pub notified: i64,
+}
+
+/// Checks and writes an accepted message in one statement: the client is still active with the
+/// secret it was verified against, the sending address is hosted, granted to the client,
+/// active and its organization Activated, the message was built with the right final-delivery
+/// request, and the messageId is new; then the message, its recipients (routed `local` when
+/// the address is hosted here) and its jobs are inserted. One statement is one round trip and
+/// commits on its own, so no transaction stays open while the gateway waits for its turn on
+/// the CPU. When a check fails nothing is written, and the returned columns say which.
+/// Workers are woken (NOTIFY, delivered at commit) only when a delivery job is due now.
+pub async fn send_message(
+    db: &PgPool,
+    m: &NewMessage<'_>,
+    checks: &SendChecks<'_>,
+    jobs: &SendJobs<'_>,
+) -> Result<SendOutcome, sqlx::Error> {
+    sqlx::query_as(
+        "WITH c AS (
+             SELECT $27::text IS NULL OR (status = 'active' AND secret_hash = $27) AS ok
+             FROM api_clients WHERE id = $2),
+         s AS (
+             SELECT a.status, o.id AS organization_id, o.status AS organization_status,
+                    EXISTS (SELECT 1 FROM messaging_grants g
+                            WHERE g.organization_id = o.id AND g.client_id = $2) AS granted,
+                    coalesce(a.settings -> 'timely_and_reliable_flag',
+                             o.default_settings -> 'timely_and_reliable_flag') AS timely
+             FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
+             WHERE lower(a.domain) = lower($28) AND lower(a.username) = lower($29)),
+         p AS (
+             SELECT id, request_hash, transaction_id FROM messages
+             WHERE client_id = $2 AND vendor_message_id = $6),
+         ok AS (
+             SELECT s.organization_id FROM s, c
+             WHERE c.ok AND s.granted AND s.status = 'active' AND s.organization_status = 'Activated'
+               AND ($30 OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = $11
+               AND NOT EXISTS (SELECT 1 FROM p)),
+         x AS (
+             SELECT x.r, CASE WHEN EXISTS (
+                         SELECT 1 FROM direct_addresses a
+                         WHERE lower(a.domain) = lower(x.d) AND lower(a.username) = lower(x.u))
+                     THEN 'local' ELSE 'remote' END AS route
+             FROM unnest($19::text[], $20::text[], $21::text[]) AS x(r, u, d)),
+         m AS (
              INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
                  size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,
                  metadata, mime, xdr_message_id, xdr_unique_id, xdr_source_id, xdr_patient_id, created_at, timeout_at)
-             VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $7, $15, $16, $17, $18, $19)
+             SELECT $1, 'outbound', $2, ok.organization_id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6,
+                    $14, $15, $16, $17, $18
+             FROM ok
              ON CONFLICT (client_id, vendor_message_id) WHERE vendor_message_id IS NOT NULL DO NOTHING
              RETURNING id),
          r AS (
              INSERT INTO message_recipients (message_id, recipient, status, route, updated_at)
-             SELECT m.id, x.r, 'SMTPINIT', x.t, $18 FROM m, unnest($20::text[], $21::text[]) AS x(r, t)),
-         t AS (
-             INSERT INTO jobs (kind, payload, max_attempts, run_at)
-             SELECT $25, jsonb_build_object('message_id', m.id), $26, $19 FROM m)"
-    };
-}
-
-/// Writes an accepted message, its recipients and its jobs in one statement, so they commit
-/// together without an open transaction waiting on the gateway between statements. Returns
-/// `false`, having written nothing, when this client's messageId exists already (a concurrent
-/// duplicate). Workers are woken (NOTIFY, delivered at commit) only when a delivery job is
-/// due now: the timeout job is found by polling.
-pub async fn insert_send(
-    db: &PgPool,
-    m: &NewMessage<'_>,
-    jobs: &SendJobs<'_>,
-) -> Result<bool, sqlx::Error> {
-    // Without a local recipient there is no delivery job, and a statement without that CTE
-    // costs PostgreSQL less to start; parameters 22-24 and 27 then go unused.
-    let sql = if m.routes.contains(&"local") {
-        concat!(
-            send_rows_sql!(),
-            ",
+             SELECT m.id, x.r, 'SMTPINIT', x.route, $17 FROM m, x),
          d AS (
              INSERT INTO jobs (kind, payload, max_attempts, run_at)
              SELECT $22, jsonb_build_object('message_id', m.id, 'recipient', x.r), $23, $24
-             FROM m, unnest($20::text[], $21::text[]) AS x(r, t) WHERE x.t = 'local'
+             FROM m, x WHERE x.route = 'local'
              RETURNING id),
-         n AS (SELECT pg_notify($27, '') WHERE EXISTS (SELECT 1 FROM d))
-         SELECT EXISTS (SELECT 1 FROM m), (SELECT count(*) FROM n)"
-        )
-    } else {
-        concat!(
-            send_rows_sql!(),
-            "
-         SELECT EXISTS (SELECT 1 FROM m), 0::bigint"
-        )
-    };
-    let (inserted, _notified): (bool, i64) = sqlx::query_as(sql)
-        .bind(m.id)
-        .bind(m.client_id)
-        .bind(m.organization_id)
-        .bind(m.from_address)
-        .bind(m.smtp_message_id)
-        .bind(m.size_bytes)
-        .bind(m.vendor_message_id)
-        .bind(m.request_hash)
-        .bind(m.transaction_id)
-        .bind(m.subject)
-        .bind(m.xdm)
-        .bind(m.final_delivery)
-        .bind(m.metadata)
-        .bind(m.mime)
-        .bind(m.xdr_unique_id)
-        .bind(m.xdr_source_id)
-        .bind(m.xdr_patient_id)
-        .bind(m.created_at)
-        .bind(m.timeout_at)
-        .bind(m.recipients)
-        .bind(m.routes)
-        .bind(jobs.deliver_kind)
-        .bind(jobs.deliver_max_attempts)
-        .bind(jobs.deliver_run_at)
-        .bind(jobs.timeout_kind)
-        .bind(jobs.timeout_max_attempts)
-        .bind(super::jobs::NOTIFY_CHANNEL)
-        .fetch_one(db)
-        .await?;
-    Ok(inserted)
+         t AS (
+             INSERT INTO jobs (kind, payload, max_attempts, run_at)
+             SELECT $25, jsonb_build_object('message_id', m.id), $26, $18 FROM m),
+         n AS (SELECT pg_notify($31, '') WHERE EXISTS (SELECT 1 FROM d))
+         SELECT (SELECT ok FROM c) AS client_ok,
+                p.id AS prior_id, p.request_hash AS prior_hash, p.transaction_id AS prior_transaction,
+                s.status AS sender_status, s.organization_status, s.granted,
+                coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false) AS timely,
+                EXISTS (SELECT 1 FROM m) AS inserted, (SELECT count(*) FROM n) AS notified
+         FROM (SELECT 1) AS one LEFT JOIN s ON true LEFT JOIN p ON true",
+    )
+    .bind(m.id)
+    .bind(m.client_id)
+    .bind(m.from_address)
+    .bind(m.smtp_message_id)
+    .bind(m.size_bytes)
+    .bind(m.vendor_message_id)
+    .bind(m.request_hash)
+    .bind(m.transaction_id)
+    .bind(m.subject)
+    .bind(m.xdm)
+    .bind(m.final_delivery)
+    .bind(m.metadata)
+    .bind(m.mime)
+    .bind(m.xdr_unique_id)
+    .bind(m.xdr_source_id)
+    .bind(m.xdr_patient_id)
+    .bind(m.created_at)
+    .bind(m.timeout_at)
+    .bind(m.recipients)
+    .bind(checks.recipient_parts.0)
+    .bind(checks.recipient_parts.1)
+    .bind(jobs.deliver_kind)
+    .bind(jobs.deliver_max_attempts)
+    .bind(jobs.deliver_run_at)
+    .bind(jobs.timeout_kind)
+    .bind(jobs.timeout_max_attempts)
+    .bind(checks.client_secret_hash)
+    .bind(checks.from.1)
+    .bind(checks.from.0)
+    .bind(checks.asm_enabled)
+    .bind(super::jobs::NOTIFY_CHANNEL)
+    .fetch_one(db)
+    .await
 }
 
 /// What delivery jobs need of a message.

@@ -39,6 +39,34 @@ pub struct MessagingContext {
     pub delivery_retry: RetryPolicy,
     /// Jobs that are not pushes (the timeout) use the gateway's default.
     pub retry: RetryPolicy,
+    /// Each sender's timely-and-reliable setting as last seen, to build its next message with.
+    pub timely: SenderSettings,
+}
+
+/// The timely-and-reliable setting of senders, as the send statement last reported it. A
+/// guess, never trusted: the statement refuses a message built with a stale value.
+#[derive(Default)]
+pub struct SenderSettings {
+    seen: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl SenderSettings {
+    /// Senders remembered at most; beyond that the memory starts over.
+    const MAX: usize = 100_000;
+
+    /// `address` lower-cased; off when not seen yet (the usual value).
+    pub fn get(&self, address: &str) -> bool {
+        let seen = self.seen.lock().expect("sender settings lock");
+        seen.get(address).copied().unwrap_or(false)
+    }
+
+    pub fn set(&self, address: &str, timely: bool) {
+        let mut seen = self.seen.lock().expect("sender settings lock");
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(address.to_owned(), timely);
+    }
 }
 
 impl MessagingContext {
@@ -52,6 +80,7 @@ impl MessagingContext {
                 jitter_percent: config.jobs.jitter_percent,
             },
             retry: RetryPolicy::from_config(&config.jobs),
+            timely: SenderSettings::default(),
         }
     }
 }
@@ -77,150 +106,175 @@ impl SendReply {
     }
 }
 
-/// Accepts a message from vendor `client`: validates it, checks the sender is the vendor's
-/// and may send, builds the MIME message, and commits message, recipients and jobs together.
+/// What became of a send.
+#[derive(Debug)]
+pub enum Sent {
+    /// Accepted now, or earlier (a replay gets the first reply).
+    Accepted(SendReply),
+    /// The client is no longer active with the secret it was verified against: nothing was
+    /// written. Its credentials must be checked in full.
+    Unconfirmed,
+}
+
+/// Accepts a message from vendor `client`: validates it, builds the MIME message, and in one
+/// statement checks the sender is the vendor's and may send and commits message, recipients
+/// and jobs together. `confirm` is the stored secret hash the client was verified against
+/// without reading the database (see `Verifier::recall`), for the statement to confirm.
 /// A replay of the same request gets the first reply; the same messageId with another
 /// request is a conflict.
 pub async fn send(
     db: &PgPool,
     ctx: &Arc<MessagingContext>,
     client: Uuid,
+    confirm: Option<&str>,
     body: &Value,
     now: DateTime<Utc>,
-) -> AppResult<SendReply> {
+) -> AppResult<Sent> {
     let req = SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?;
     let request_hash =
         Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
 
     let from = req.from.to_string();
+    let from_key = from.to_ascii_lowercase();
     let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
-    let lowered: Vec<String> = recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
-    let found = sql::send_lookup(db, client, &req.message_id, &from, &lowered).await?;
-    if let Some(prior) = found.prior_id {
-        return replay(
-            &req.message_id,
-            &request_hash,
-            sql::PriorSend {
-                id: prior,
-                request_hash: found.prior_hash,
-                transaction_id: found.prior_transaction,
-            },
-        );
-    }
-    let (Some(sender_status), Some(organization_id), Some(organization_status), Some(true)) = (
-        found.sender_status,
-        found.organization_id,
-        found.organization_status,
-        found.granted,
-    ) else {
-        return Err(AppError::Forbidden(format!(
-            "fromDirectAddress {from} is not an address this client may send from"
-        )));
-    };
-    if sender_status != ADDRESS_ACTIVE {
-        return Err(AppError::Forbidden(format!(
-            "fromDirectAddress {from} is disabled"
-        )));
-    }
-    if organization_status != organization_status::ACTIVATED {
-        return Err(AppError::Forbidden(format!(
-            "the organization of fromDirectAddress {from} is {organization_status}, not Activated"
-        )));
-    }
-    let timely = setting(
-        found.settings.as_ref().unwrap_or(&Value::Null),
-        found.default_settings.as_ref().unwrap_or(&Value::Null),
-        "timely_and_reliable_flag",
-    );
-    let final_delivery = req.asm_enabled || timely;
-    let routes: Vec<&str> = lowered
+    let (users, domains): (Vec<&str>, Vec<&str>) = req
+        .to
         .iter()
-        .map(|r| {
-            if found.hosted.contains(r) {
-                "local"
-            } else {
-                "remote"
-            }
-        })
-        .collect();
+        .map(|a| (a.local_part(), a.domain().as_str()))
+        .unzip();
+    // The message must be built before the statement that reads the sender's settings, so it
+    // is built with the setting last seen for this sender; the statement refuses a mismatch,
+    // and then it is built again.
+    let mut timely = ctx.timely.get(&from_key);
+    for _ in 0..3 {
+        let final_delivery = req.asm_enabled || timely;
+        let id = Uuid::new_v4();
+        let transaction_id = Uuid::new_v4();
+        let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
+        let unique_id = xdm::oid_from_uuid(id);
+        // A large message is built off the async threads so it does not hold up other
+        // requests; a small one costs less to build than to hand over to the blocking pool.
+        let (mime, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
+            build_mime(
+                &req,
+                &recipients,
+                &smtp_message_id,
+                &unique_id,
+                &ctx.config.xdm_source_id,
+                final_delivery,
+                now,
+            )?
+        } else {
+            let req = req.clone();
+            let source = ctx.config.xdm_source_id.clone();
+            let (smtp_id, uid, rcpts) = (
+                smtp_message_id.clone(),
+                unique_id.clone(),
+                recipients.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now)
+            })
+            .await
+            .map_err(anyhow::Error::from)??
+        };
 
-    let id = Uuid::new_v4();
-    let transaction_id = Uuid::new_v4();
-    let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
-    let unique_id = xdm::oid_from_uuid(id);
-    // A large message is built off the async threads so it does not hold up other requests;
-    // a small one costs less to build than to hand over to the blocking pool.
-    let (mime, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
-        build_mime(
-            &req,
-            &recipients,
-            &smtp_message_id,
-            &unique_id,
-            &ctx.config.xdm_source_id,
-            final_delivery,
-            now,
-        )?
-    } else {
-        let req = req.clone();
-        let source = ctx.config.xdm_source_id.clone();
-        let (smtp_id, uid, rcpts) = (
-            smtp_message_id.clone(),
-            unique_id.clone(),
-            recipients.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now)
-        })
-        .await
-        .map_err(anyhow::Error::from)??
-    };
-
-    let metadata = Value::Object(req.metadata.clone());
-    let inserted = sql::insert_send(
-        db,
-        &NewMessage {
-            id,
-            client_id: client,
-            organization_id,
-            from_address: &from,
-            smtp_message_id: &smtp_message_id,
-            size_bytes: mime.len() as i64,
-            vendor_message_id: &req.message_id,
-            request_hash: &request_hash,
-            transaction_id,
-            subject: req.subject.as_deref(),
-            xdm: req.xdm,
-            final_delivery,
-            metadata: &metadata,
-            mime: &mime,
-            xdr_unique_id: req.xdm.then_some(unique_id.as_str()),
-            xdr_source_id: req.xdm.then_some(ctx.config.xdm_source_id.as_str()),
-            xdr_patient_id: patient_cx.as_deref(),
-            created_at: now,
-            timeout_at: now + ctx.config.timeout,
-            recipients: &recipients,
-            routes: &routes,
-        },
-        &sql::SendJobs {
-            deliver_kind: delivery::DELIVER_JOB,
-            deliver_max_attempts: ctx.delivery_retry.max_attempts(),
-            deliver_run_at: Utc::now(),
-            timeout_kind: delivery::TIMEOUT_JOB,
-            timeout_max_attempts: ctx.retry.max_attempts(),
-        },
-    )
-    .await?;
-    if !inserted {
-        // Another request with this messageId committed between our lookup and our insert.
+        let metadata = Value::Object(req.metadata.clone());
+        let out = sql::send_message(
+            db,
+            &NewMessage {
+                id,
+                client_id: client,
+                from_address: &from,
+                smtp_message_id: &smtp_message_id,
+                size_bytes: mime.len() as i64,
+                vendor_message_id: &req.message_id,
+                request_hash: &request_hash,
+                transaction_id,
+                subject: req.subject.as_deref(),
+                xdm: req.xdm,
+                final_delivery,
+                metadata: &metadata,
+                mime: &mime,
+                xdr_unique_id: req.xdm.then_some(unique_id.as_str()),
+                xdr_source_id: req.xdm.then_some(ctx.config.xdm_source_id.as_str()),
+                xdr_patient_id: patient_cx.as_deref(),
+                created_at: now,
+                timeout_at: now + ctx.config.timeout,
+                recipients: &recipients,
+            },
+            &sql::SendChecks {
+                client_secret_hash: confirm,
+                from: (req.from.local_part(), req.from.domain().as_str()),
+                recipient_parts: (&users, &domains),
+                asm_enabled: req.asm_enabled,
+            },
+            &sql::SendJobs {
+                deliver_kind: delivery::DELIVER_JOB,
+                deliver_max_attempts: ctx.delivery_retry.max_attempts(),
+                deliver_run_at: Utc::now(),
+                timeout_kind: delivery::TIMEOUT_JOB,
+                timeout_max_attempts: ctx.retry.max_attempts(),
+            },
+        )
+        .await?;
+        if out.inserted {
+            metrics::counter!("gateway_messages_accepted_total").increment(1);
+            return Ok(Sent::Accepted(SendReply::accepted(
+                req.message_id,
+                transaction_id,
+            )));
+        }
+        if out.client_ok != Some(true) {
+            return Ok(Sent::Unconfirmed);
+        }
+        if let Some(prior) = out.prior_id {
+            return replay(
+                &req.message_id,
+                &request_hash,
+                sql::PriorSend {
+                    id: prior,
+                    request_hash: out.prior_hash,
+                    transaction_id: out.prior_transaction,
+                },
+            )
+            .map(Sent::Accepted);
+        }
+        let (Some(status), Some(organization_status), Some(true)) =
+            (out.sender_status, out.organization_status, out.granted)
+        else {
+            return Err(AppError::Forbidden(format!(
+                "fromDirectAddress {from} is not an address this client may send from"
+            )));
+        };
+        if status != ADDRESS_ACTIVE {
+            return Err(AppError::Forbidden(format!(
+                "fromDirectAddress {from} is disabled"
+            )));
+        }
+        if organization_status != organization_status::ACTIVATED {
+            return Err(AppError::Forbidden(format!(
+                "the organization of fromDirectAddress {from} is {organization_status}, not Activated"
+            )));
+        }
+        let actual = out.timely.unwrap_or(false);
+        if actual != timely {
+            ctx.timely.set(&from_key, actual);
+            timely = actual;
+            continue;
+        }
+        // Every check held and nothing was written: another request with this messageId
+        // committed between the statement's snapshot and its insert.
         let prior = sql::prior_send(db, client, &req.message_id)
             .await?
             .ok_or_else(|| {
                 AppError::Conflict("messageId is being used by another request".into())
             })?;
-        return replay(&req.message_id, &request_hash, prior);
+        return replay(&req.message_id, &request_hash, prior).map(Sent::Accepted);
     }
-    metrics::counter!("gateway_messages_accepted_total").increment(1);
-    Ok(SendReply::accepted(req.message_id, transaction_id))
+    Err(AppError::Conflict(format!(
+        "the settings of fromDirectAddress {from} changed while the message was being accepted; send it again"
+    )))
 }
 
 /// Attachments up to this many bytes in all are built into MIME on the request's own task.
@@ -236,14 +290,6 @@ fn replay(message_id: &str, request_hash: &[u8], prior: sql::PriorSend) -> AppRe
     }
     let transaction_id = prior.transaction_id.unwrap_or(prior.id);
     Ok(SendReply::accepted(message_id.to_owned(), transaction_id))
-}
-
-/// An address setting: its own value, else its organization's default, else off.
-fn setting(own: &Value, defaults: &Value, name: &str) -> bool {
-    own.get(name)
-        .or_else(|| defaults.get(name))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 /// The RFC 5322 message of a request (raw attachments, or one XDM package), and the patient

@@ -240,6 +240,106 @@ async fn racing_requests_with_one_message_id_write_one_message() {
     assert_eq!(w.inbox.accepted().len(), 2, "each message delivered once");
 }
 
+/// A vendor's secret is verified once and then remembered, but the send still confirms it in
+/// the database: a vendor ops disabled, or whose stored secret changed, is refused from its
+/// next request on, and nothing of that request is written.
+#[tokio::test]
+async fn a_disabled_vendor_or_a_changed_secret_is_refused_at_once() {
+    let w = World::new().await;
+    let db = &w.f.app.db.pool;
+    w.send_ok(&message("before-1", BEN, false)).await;
+
+    let new_secret = "a-new-secret-for-vendor-a".to_owned();
+    let hash = hisp_gateway::auth::secrets::hash_secret(new_secret.clone())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_clients SET secret_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(w.vendor_a.0)
+        .execute(db)
+        .await
+        .unwrap();
+    let r = w.send(&message("after-change", BEN, false)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(count(db, "messages").await, 1);
+    let renewed = (w.vendor_a.0, new_secret);
+    let r =
+        w.f.app
+            .post_json_as(SEND, &renewed, &message("after-change", BEN, false))
+            .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(db, "messages").await, 2);
+
+    let out =
+        w.f.app
+            .cli(&["client", "disable", &w.vendor_a.0.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let r =
+        w.f.app
+            .post_json_as(SEND, &renewed, &message("after-disable", BEN, false))
+            .await;
+    assert_eq!(r.status(), 401);
+    // Nor does a disabled vendor learn what is wrong with a request.
+    let r =
+        w.f.app
+            .post_json_as(SEND, &renewed, &json!({"messageId": "no-fields"}))
+            .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(count(db, "messages").await, 2);
+}
+
+/// The sender's timely-and-reliable setting (its own, else its organization's default) asks
+/// for final-delivery notification when the vendor does not. The message is built before the
+/// setting is read, with the value last seen for the sender, so each change below is also a
+/// check that a message built with a stale value is never stored.
+#[tokio::test]
+async fn the_senders_timely_setting_decides_final_delivery_notification() {
+    let w = World::new().await;
+    let db = &w.f.app.db.pool;
+    let send = |id: &'static str| {
+        let mut body = message(id, BEN, false);
+        body["asmEnabled"] = json!(false);
+        let w = &w;
+        async move {
+            w.send_ok(&body).await;
+            let (flag, mime): (bool, Vec<u8>) = sqlx::query_as(
+                "SELECT final_delivery, mime FROM messages WHERE vendor_message_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&w.f.app.db.pool)
+            .await
+            .unwrap();
+            let asks =
+                String::from_utf8_lossy(&mime).contains("X-DIRECT-FINAL-DESTINATION-DELIVERY");
+            assert_eq!(flag, asks, "{id}: the column and the message agree");
+            asks
+        }
+    };
+    let set = |sql: &'static str| async move {
+        sqlx::query(sql).execute(db).await.unwrap();
+    };
+    assert!(!send("timely-0").await, "not set anywhere: off");
+    set(
+        "UPDATE direct_addresses SET settings = settings || '{\"timely_and_reliable_flag\": true}'
+         WHERE username = 'ada'",
+    )
+    .await;
+    assert!(send("timely-1").await, "set on the address");
+    assert!(send("timely-2").await, "still set");
+    set("UPDATE direct_addresses SET settings = settings - 'timely_and_reliable_flag' WHERE username = 'ada'").await;
+    set("UPDATE organizations SET default_settings = default_settings || '{\"timely_and_reliable_flag\": true}'
+         WHERE domain = 'harbor.direct.example.org'")
+    .await;
+    assert!(send("timely-3").await, "the organization's default");
+    set(
+        "UPDATE direct_addresses SET settings = settings || '{\"timely_and_reliable_flag\": false}'
+         WHERE username = 'ada'",
+    )
+    .await;
+    assert!(!send("timely-4").await, "the address's own value wins");
+    assert_eq!(count(db, "messages").await, 5);
+}
+
 #[tokio::test]
 async fn status_of_unknown_and_foreign_messages() {
     let w = World::new().await;
