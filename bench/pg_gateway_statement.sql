@@ -1,7 +1,7 @@
 -- Diagnostic: the gateway's own send statement (src/store/messaging.rs, send_message), issued
 -- by pgbench, so that PostgreSQL's share of a send can be told from the gateway's. It checks
--- the client, the sender (grant, status, organization, setting), the messageId and which
--- recipients are hosted here, then writes the same rows as pg_ceiling_one_statement.sql.
+-- the client, the sender (grant, status, organization, setting) and which recipients are
+-- hosted here, then writes the same rows as pg_ceiling_one_statement.sql.
 -- Same variables and bench_payload row; the client's stored hash is read rather than passed.
 WITH v AS (SELECT gen_random_uuid() AS id, gen_random_uuid()::text AS vendor_id),
 c AS (
@@ -15,13 +15,10 @@ s AS (
                     o.default_settings -> 'timely_and_reliable_flag') AS timely
     FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
     WHERE lower(a.domain) = lower('bench.direct.example.org') AND lower(a.username) = lower('sender')),
-p AS (
-    SELECT m.id FROM messages m, v WHERE m.client_id = :client::uuid AND m.vendor_message_id = v.vendor_id),
 ok AS (
     SELECT s.organization_id FROM s, c
     WHERE c.ok AND s.granted AND s.status = 'active' AND s.organization_status = 'Activated'
-      AND (false OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = false
-      AND NOT EXISTS (SELECT 1 FROM p)),
+      AND (false OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = false),
 x AS (
     SELECT x.r, CASE WHEN EXISTS (
                 SELECT 1 FROM direct_addresses a

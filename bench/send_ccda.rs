@@ -46,7 +46,8 @@
 //! - `SEND_CCDA_ONLY=text2k`: only the parts whose name contains the value (`ccda100k`,
 //!   `text2k`, `cold`);
 //! - `SEND_CCDA_STATEMENTS=1`: restart the cluster with pg_stat_statements and print, after
-//!   each measurement, the statements that took the most time (costs some throughput);
+//!   each measurement, the statements that took the most time and how often they were
+//!   planned (costs some throughput);
 //! - `SEND_CCDA_FRESH_WAL=1`: skip the WAL warm-up, to see a brand-new cluster, which
 //!   zero-fills each new 16 MiB WAL segment while commits wait.
 
@@ -681,8 +682,9 @@ impl<'a> Probe<'a> {
         if !statements_wanted() {
             return String::new();
         }
-        let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
-            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time
+        let rows: Vec<(String, i64, f64, f64, i64, f64)> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time,
+                    plans, mean_plan_time
              FROM pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND query NOT LIKE '%pg_stat%'
@@ -692,10 +694,10 @@ impl<'a> Probe<'a> {
         .await
         .unwrap_or_default();
         let mut out = String::new();
-        for (query, calls, total, mean) in rows {
+        for (query, calls, total, mean, plans, plan) in rows {
             let short: String = query.chars().take(70).collect();
             out.push_str(&format!(
-                "\n    {:.3} ms/request, {calls} calls, mean {mean:.3} ms: {short}",
+                "\n    {:.3} ms/request, {calls} calls, mean {mean:.3} ms, {plans} plans of {plan:.3} ms: {short}",
                 total / accepted.max(1) as f64
             ));
         }
@@ -1211,6 +1213,12 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     hisp_gateway::store::MIGRATOR.run(&pool).await?;
     if statements_wanted() {
         sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        sqlx::raw_sql("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_reload_conf()")
             .execute(&pool)
             .await?;
     }

@@ -345,9 +345,6 @@ pub struct SendJobs<'a> {
 pub struct SendOutcome {
     /// False when the client is no longer active or its secret changed (or it is gone).
     pub client_ok: Option<bool>,
-    pub prior_id: Option<Uuid>,
-    pub prior_hash: Option<Vec<u8>>,
-    pub prior_transaction: Option<Uuid>,
     /// `None` when the sending address is not hosted here.
     pub sender_status: Option<String>,
     pub organization_status: Option<String>,
@@ -361,11 +358,12 @@ pub struct SendOutcome {
 
 /// Checks and writes an accepted message in one statement: the client is still active with the
 /// secret it was verified against, the sending address is hosted, granted to the client,
-/// active and its organization Activated, the message was built with the right final-delivery
-/// request, and the messageId is new; then the message, its recipients (routed `local` when
+/// active and its organization Activated, and the message was built with the right
+/// final-delivery request; then, unless the messageId was used before, the message, its recipients (routed `local` when
 /// the address is hosted here) and its jobs are inserted. One statement is one round trip and
 /// commits on its own, so no transaction stays open while the gateway waits for its turn on
-/// the CPU. When a check fails nothing is written, and the returned columns say which.
+/// the CPU. When a check fails nothing is written, and the returned columns say which; when
+/// nothing was written and every check held, the messageId was used before.
 /// Workers are woken (NOTIFY, delivered at commit) only when a delivery job is due now.
 pub async fn send_message(
     db: &PgPool,
@@ -385,14 +383,10 @@ pub async fn send_message(
                              o.default_settings -> 'timely_and_reliable_flag') AS timely
              FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
              WHERE lower(a.domain) = lower($28) AND lower(a.username) = lower($29)),
-         p AS (
-             SELECT id, request_hash, transaction_id FROM messages
-             WHERE client_id = $2 AND vendor_message_id = $6),
          ok AS (
              SELECT s.organization_id FROM s, c
              WHERE c.ok AND s.granted AND s.status = 'active' AND s.organization_status = 'Activated'
-               AND ($30 OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = $11
-               AND NOT EXISTS (SELECT 1 FROM p)),
+               AND ($30 OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = $11),
          x AS (
              SELECT x.r, CASE WHEN EXISTS (
                          SELECT 1 FROM direct_addresses a
@@ -421,11 +415,10 @@ pub async fn send_message(
              SELECT $25, jsonb_build_object('message_id', m.id), $26, $18 FROM m),
          n AS (SELECT pg_notify($31, '') WHERE EXISTS (SELECT 1 FROM d))
          SELECT (SELECT ok FROM c) AS client_ok,
-                p.id AS prior_id, p.request_hash AS prior_hash, p.transaction_id AS prior_transaction,
                 s.status AS sender_status, s.organization_status, s.granted,
                 coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false) AS timely,
                 EXISTS (SELECT 1 FROM m) AS inserted, (SELECT count(*) FROM n) AS notified
-         FROM (SELECT 1) AS one LEFT JOIN s ON true LEFT JOIN p ON true",
+         FROM (SELECT 1) AS one LEFT JOIN s ON true",
     )
     .bind(m.id)
     .bind(m.client_id)

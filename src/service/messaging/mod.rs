@@ -130,9 +130,10 @@ pub async fn send(
     body: &Value,
     now: DateTime<Utc>,
 ) -> AppResult<Sent> {
-    let req = SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?;
-    let request_hash =
-        Sha256::digest(serde_json::to_vec(body).map_err(anyhow::Error::from)?).to_vec();
+    let req = Arc::new(
+        SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?,
+    );
+    let request_hash = request_hash(body)?;
 
     let from = req.from.to_string();
     let from_key = from.to_ascii_lowercase();
@@ -165,7 +166,7 @@ pub async fn send(
                 now,
             )?
         } else {
-            let req = req.clone();
+            let req = Arc::clone(&req);
             let source = ctx.config.xdm_source_id.clone();
             let (smtp_id, uid, rcpts) = (
                 smtp_message_id.clone(),
@@ -221,24 +222,17 @@ pub async fn send(
         if out.inserted {
             metrics::counter!("gateway_messages_accepted_total").increment(1);
             return Ok(Sent::Accepted(SendReply::accepted(
-                req.message_id,
+                req.message_id.clone(),
                 transaction_id,
             )));
         }
         if out.client_ok != Some(true) {
             return Ok(Sent::Unconfirmed);
         }
-        if let Some(prior) = out.prior_id {
-            return replay(
-                &req.message_id,
-                &request_hash,
-                sql::PriorSend {
-                    id: prior,
-                    request_hash: out.prior_hash,
-                    transaction_id: out.prior_transaction,
-                },
-            )
-            .map(Sent::Accepted);
+        // Nothing written: a replay (or reuse) of a messageId goes first, as it is answered
+        // whatever has changed about the sender since.
+        if let Some(prior) = sql::prior_send(db, client, &req.message_id).await? {
+            return replay(&req.message_id, &request_hash, prior).map(Sent::Accepted);
         }
         let (Some(status), Some(organization_status), Some(true)) =
             (out.sender_status, out.organization_status, out.granted)
@@ -258,23 +252,37 @@ pub async fn send(
             )));
         }
         let actual = out.timely.unwrap_or(false);
-        if actual != timely {
-            ctx.timely.set(&from_key, actual);
-            timely = actual;
-            continue;
+        if actual == timely {
+            // Every check held, yet nothing was written and no message holds the messageId:
+            // one that did was removed in between.
+            return Err(AppError::Conflict(
+                "messageId is being used by another request".into(),
+            ));
         }
-        // Every check held and nothing was written: another request with this messageId
-        // committed between the statement's snapshot and its insert.
-        let prior = sql::prior_send(db, client, &req.message_id)
-            .await?
-            .ok_or_else(|| {
-                AppError::Conflict("messageId is being used by another request".into())
-            })?;
-        return replay(&req.message_id, &request_hash, prior).map(Sent::Accepted);
+        ctx.timely.set(&from_key, actual);
+        timely = actual;
     }
     Err(AppError::Conflict(format!(
         "the settings of fromDirectAddress {from} changed while the message was being accepted; send it again"
     )))
+}
+
+/// A hash of the request as JSON (serialized again, so that a replay whose JSON is laid out
+/// differently is still the same request), streamed into SHA-256 without a copy of the body.
+fn request_hash(body: &Value) -> AppResult<Vec<u8>> {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    serde_json::to_writer(&mut hashing, body).map_err(anyhow::Error::from)?;
+    Ok(hashing.0.finalize().to_vec())
 }
 
 /// Attachments up to this many bytes in all are built into MIME on the request's own task.
