@@ -891,6 +891,21 @@ async fn open_loop(
     )
 }
 
+/// The checkpoint lines PostgreSQL logged (log_checkpoints is on by default) after byte
+/// `from` of its log: when each checkpoint ran and how long its writes and syncs took, to set
+/// beside the seconds in which requests were slow.
+fn checkpoint_lines(log: &Path, from: u64) -> Vec<String> {
+    let Ok(text) = std::fs::read(log) else {
+        return Vec::new();
+    };
+    let start = usize::try_from(from).unwrap_or(0).min(text.len());
+    String::from_utf8_lossy(&text[start..])
+        .lines()
+        .filter(|l| l.contains("checkpoint"))
+        .map(str::to_owned)
+        .collect()
+}
+
 async fn message_count(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(pool)
@@ -1404,7 +1419,10 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         let half = best / 2.0;
         let (server, target) = bench.warm_start(p).await?;
         let probe = bench.probe(&server);
+        let log = root.join("pg").join("server.log");
+        let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
         let (r, max_in_flight, slow, s0, s1) = open_loop(&target, p, half, &probe).await;
+        let checkpoints = checkpoint_lines(&log, log_from);
         let statements = probe.statements(r.accepted).await;
         let rss = server.peak_rss_mib();
         warnings.extend(server.log.lock().expect("log lock").iter().cloned());
@@ -1423,6 +1441,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             db_line(&s0.1, &s1.1, r.accepted),
             probe.waits(),
         );
+        for line in &checkpoints {
+            println!("  PostgreSQL log: {line}");
+        }
         open.push((p.name, half, r, rss));
 
         let probe = Probe::new(0, bench.postmaster, &pool);
