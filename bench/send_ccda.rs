@@ -33,7 +33,7 @@
 //! 8. prints one line per measurement and a markdown summary, stops the server and the
 //!    cluster and removes the temp folder.
 //!
-//! Before measuring, about 1 GiB of WAL is written and checkpointed, so that PostgreSQL has
+//! Before measuring, about 2.5 GiB of WAL is written and checkpointed, so that PostgreSQL has
 //! old WAL segments to recycle, like a cluster in service.
 //!
 //! Every measurement line also gives the CPU per request of server, PostgreSQL and client,
@@ -318,7 +318,8 @@ impl Payload {
 
     /// The size of a request body (with a messageId as long as the bench's).
     fn len(&self) -> usize {
-        self.body(&format!("bench-{}-10000", self.name)).len()
+        self.body(&format!("bench-{}-{}", self.name, Uuid::nil()))
+            .len()
     }
 }
 
@@ -717,14 +718,14 @@ struct Target {
     http: reqwest::Client,
     url: String,
     auth: String,
-    ids: Arc<AtomicU64>,
 }
 
 impl Target {
     /// One send with a fresh messageId: whether it was accepted (200), and its status.
     async fn send(&self, payload: &Payload) -> Result<(), String> {
-        let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        let body = payload.body(&format!("bench-{}-{n}", payload.name));
+        // Random, as vendors' messageIds are (UUIDs), so their index takes random inserts as
+        // it does in service and in the pgbench ceiling.
+        let body = payload.body(&format!("bench-{}-{}", payload.name, Uuid::new_v4()));
         let r = self
             .http
             .post(&self.url)
@@ -1087,7 +1088,6 @@ struct Bench<'a> {
     root: &'a Path,
     database_url: String,
     auth: String,
-    ids: Arc<AtomicU64>,
     postmaster: i32,
     pool: &'a PgPool,
 }
@@ -1124,7 +1124,6 @@ impl<'a> Bench<'a> {
             http,
             url: format!("http://{}{SEND_PATH}", server.addr),
             auth: self.auth.clone(),
-            ids: self.ids.clone(),
         });
         Ok((server, target))
     }
@@ -1148,7 +1147,8 @@ fn error_note(r: &RunResult) -> String {
 /// A new cluster has no WAL segment files to reuse: each 16 MiB segment is created and
 /// zero-filled when first needed, while commits wait (wait event IO:WALInitWrite). A cluster
 /// that has been running recycles old segments at each checkpoint instead. So, like a cluster
-/// in service: write about 1 GiB of WAL, drop it, and checkpoint, leaving segments to recycle.
+/// in service: write about 2.5 GiB of WAL (more than one checkpoint's worth at the embedded
+/// cluster's max_wal_size of 4GB), drop it, and checkpoint, leaving segments to recycle.
 async fn warm_wal(pool: &PgPool) -> anyhow::Result<()> {
     let t = Instant::now();
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_ls_waldir()")
@@ -1156,7 +1156,7 @@ async fn warm_wal(pool: &PgPool) -> anyhow::Result<()> {
         .await?;
     sqlx::raw_sql(
         "CREATE TABLE bench_wal_fill AS
-             SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 1000000) g;
+             SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 2500000) g;
          DROP TABLE bench_wal_fill;
          CHECKPOINT;",
     )
@@ -1166,7 +1166,7 @@ async fn warm_wal(pool: &PgPool) -> anyhow::Result<()> {
         .fetch_one(pool)
         .await?;
     println!(
-        "WAL warm-up (about 1 GiB written, dropped, checkpointed) in {:.1} s: {before} -> {after} segment files in pg_wal",
+        "WAL warm-up (about 2.5 GiB written, dropped, checkpointed) in {:.1} s: {before} -> {after} segment files in pg_wal",
         t.elapsed().as_secs_f64()
     );
     Ok(())
@@ -1287,7 +1287,6 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             "Basic {}",
             STANDARD.encode(format!("{}:{}", f.vendor, f.secret))
         ),
-        ids: Arc::new(AtomicU64::new(0)),
         postmaster: postmaster_pid(pg.data_dir()),
         pool: &pool,
     };

@@ -223,6 +223,10 @@ impl EmbeddedPostgres {
             // a 250 ms stall at each checkpoint, see BENCHMARKS.md). Asking the kernel to write
             // them back as they go keeps the burst small.
             s.push_str("backend_flush_after = 256kB\n");
+            // PostgreSQL's 1GB starts a checkpoint every few seconds at the rates the gateway
+            // accepts C-CDAs, and every checkpoint makes the next writes to each page carry a
+            // full copy of it.
+            s.push_str("max_wal_size = 4GB\n");
         }
         let path = self.data_dir.join("gateway.conf");
         fs::write(&path, s)?;
