@@ -16,9 +16,9 @@
 -- Variables (pgbench -D): client (the vendor's uuid), org (its organization id), kind (the
 -- bench_payload row). Run with -M prepared (what sqlx does): the variables become parameters.
 BEGIN;
-WITH t AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
-                  gen_random_uuid()::text AS r),
-v AS (SELECT (substr(t.ms, 1, 8) || '-' || substr(t.ms, 9, 4) || '-7' || substr(t.r, 16, 3) || substr(t.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM t)
+WITH clock AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
+                      gen_random_uuid()::text AS r),
+v AS (SELECT (substr(clock.ms, 1, 8) || '-' || substr(clock.ms, 9, 4) || '-7' || substr(clock.r, 16, 3) || substr(clock.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM clock)
 INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
     size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,
     metadata, mime, xdr_message_id, xdr_unique_id, xdr_source_id, xdr_patient_id, created_at, timeout_at)

@@ -1,9 +1,9 @@
 -- The same rows as pg_ceiling.sql (one message, one recipient, one timeout job), written the
 -- way the gateway writes them: one statement whose data-modifying CTEs commit together, with
 -- no BEGIN/COMMIT round trips. Same variables, same bench_payload row; run with -M prepared.
-WITH t AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
-                  gen_random_uuid()::text AS r),
-v AS (SELECT (substr(t.ms, 1, 8) || '-' || substr(t.ms, 9, 4) || '-7' || substr(t.r, 16, 3) || substr(t.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM t),
+WITH clock AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
+                      gen_random_uuid()::text AS r),
+v AS (SELECT (substr(clock.ms, 1, 8) || '-' || substr(clock.ms, 9, 4) || '-7' || substr(clock.r, 16, 3) || substr(clock.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM clock),
 m AS (
     INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
         size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,

@@ -3,9 +3,9 @@
 -- the client, the sender (grant, status, organization, setting) and which recipients are
 -- hosted here, then writes the same rows as pg_ceiling_one_statement.sql.
 -- Same variables and bench_payload row; the client's stored hash is read rather than passed.
-WITH t AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
-                  gen_random_uuid()::text AS r),
-v AS (SELECT (substr(t.ms, 1, 8) || '-' || substr(t.ms, 9, 4) || '-7' || substr(t.r, 16, 3) || substr(t.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM t),
+WITH clock AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
+                      gen_random_uuid()::text AS r),
+v AS (SELECT (substr(clock.ms, 1, 8) || '-' || substr(clock.ms, 9, 4) || '-7' || substr(clock.r, 16, 3) || substr(clock.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM clock),
 c AS (
     SELECT status = 'active' AND secret_hash = secret_hash AS ok
     FROM api_clients WHERE id = :client::uuid),
