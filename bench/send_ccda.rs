@@ -892,6 +892,67 @@ async fn open_loop(
     )
 }
 
+/// Writes 8 KiB and fdatasyncs it every 10 ms in the cluster's folder (the disk PostgreSQL's
+/// WAL flushes go to), from a thread of its own, so that a slow disk can be told from a slow
+/// gateway when requests stall: each commit waits for a flush like this one.
+struct DiskProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(chrono::DateTime<chrono::Utc>, Duration)>>,
+    path: PathBuf,
+}
+
+impl DiskProbe {
+    fn start(dir: &Path) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let path = dir.join("bench_fsync_probe");
+        let (flag, file_path) = (stop.clone(), path.clone());
+        let thread = std::thread::spawn(move || {
+            use std::io::{Seek, Write};
+            let mut samples = Vec::new();
+            let Ok(mut f) = std::fs::File::create(&file_path) else {
+                return samples;
+            };
+            let block = vec![7u8; 8192];
+            while !flag.load(Ordering::Relaxed) {
+                let at = chrono::Utc::now();
+                let t = Instant::now();
+                let ok = f.seek(std::io::SeekFrom::Start(0)).is_ok()
+                    && f.write_all(&block).is_ok()
+                    && f.sync_data().is_ok();
+                if ok {
+                    samples.push((at, t.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            samples
+        });
+        Self { stop, thread, path }
+    }
+
+    fn stop(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut samples = self.thread.join().unwrap_or_default();
+        let _ = std::fs::remove_file(&self.path);
+        if samples.is_empty() {
+            return "disk probe: no samples".to_owned();
+        }
+        let slow: Vec<String> = samples
+            .iter()
+            .filter(|(_, d)| *d > Duration::from_millis(20))
+            .map(|(at, d)| format!("{} {:.0} ms", at.format("%H:%M:%S%.3f"), ms(*d)))
+            .collect();
+        let n = samples.len();
+        samples.sort_by_key(|(_, d)| *d);
+        format!(
+            "disk probe (8 KiB write + fdatasync every 10 ms): {n} flushes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; over 20 ms: [{}]",
+            ms(samples[n / 2].1),
+            ms(samples[(n * 99 / 100).min(n - 1)].1),
+            ms(samples[n - 1].1),
+            slow.join(", ")
+        )
+    }
+}
+
 /// The checkpoint lines PostgreSQL logged (log_checkpoints is on by default) after byte
 /// `from` of its log: when each checkpoint ran and how long its writes and syncs took, to set
 /// beside the seconds in which requests were slow.
@@ -1420,7 +1481,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         let probe = bench.probe(&server);
         let log = root.join("pg").join("server.log");
         let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let disk = DiskProbe::start(&root.join("pg"));
         let (r, max_in_flight, slow, s0, s1) = open_loop(&target, p, half, &probe).await;
+        let disk = disk.stop();
         let checkpoints = checkpoint_lines(&log, log_from);
         let statements = probe.statements(r.accepted).await;
         let rss = server.peak_rss_mib();
@@ -1440,6 +1503,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             db_line(&s0.1, &s1.1, r.accepted),
             probe.waits(),
         );
+        println!("  {disk}");
         for line in &checkpoints {
             println!("  PostgreSQL log: {line}");
         }

@@ -1,7 +1,7 @@
 //! HTTP Basic authentication of API clients (`client id : secret`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -29,6 +29,11 @@ const CACHE_MAX: usize = 10_000;
 #[derive(Default)]
 pub struct Verifier {
     recent: Mutex<HashMap<Uuid, Remembered>>,
+    /// One argon2 check at a time per (client, presented secret): requests that arrive together
+    /// with the same credentials wait for the first check and use its result, instead of each
+    /// paying 20 ms of CPU and 19 MiB of memory (a vendor's batch on a fresh server). Other
+    /// secrets presented for the same client do not wait behind it.
+    checking: Turns,
 }
 
 struct Remembered {
@@ -36,6 +41,33 @@ struct Remembered {
     phc: String,
     client: Client,
     at: Instant,
+}
+
+type Turns = Mutex<HashMap<(Uuid, String), Arc<tokio::sync::Mutex<()>>>>;
+
+/// A place in the queue of checks of one (client, presented secret). Dropped, also when the
+/// request is cancelled midway, it removes the queue once nobody else holds it.
+struct Turn<'a> {
+    turns: &'a Turns,
+    key: (Uuid, String),
+    slot: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Turn<'a> {
+    fn take(turns: &'a Turns, key: (Uuid, String)) -> Self {
+        let slot = Arc::clone(turns.lock().unwrap().entry(key.clone()).or_default());
+        Self { turns, key, slot }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = self.turns.lock().unwrap();
+        // The map's reference and ours: nobody else is waiting.
+        if Arc::strong_count(&self.slot) == 2 {
+            turns.remove(&self.key);
+        }
+    }
 }
 
 /// A PHC string no secret matches, used when the client id is unknown so that the answer takes
@@ -54,33 +86,28 @@ impl Verifier {
             return Err(AppError::Unauthorized);
         };
         let presented = secrets::sha256_hex(secret.as_bytes());
-        let cached = {
+        let remembered = || {
             let recent = self.recent.lock().unwrap();
             recent.get(&id).is_some_and(|r| {
                 r.presented == presented && r.phc == phc && r.at.elapsed() < CACHE_TTL
             })
         };
-        if !cached && !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
-            return Err(AppError::Unauthorized);
+        if !remembered() {
+            let turn = Turn::take(&self.checking, (id, presented.clone()));
+            let _mine = turn.slot.lock().await;
+            // The check this request waited for may have succeeded meanwhile.
+            if !remembered() {
+                if !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
+                    return Err(AppError::Unauthorized);
+                }
+                if client.status == ClientStatus::Active {
+                    self.remember(id, presented.clone(), phc.clone(), &client);
+                }
+            }
         }
         if client.status != ClientStatus::Active {
             self.forget(id);
             return Err(AppError::Unauthorized);
-        }
-        if !cached {
-            let mut recent = self.recent.lock().unwrap();
-            if recent.len() >= CACHE_MAX {
-                recent.clear();
-            }
-            recent.insert(
-                id,
-                Remembered {
-                    presented,
-                    phc,
-                    client: client.clone(),
-                    at: Instant::now(),
-                },
-            );
         }
         Ok(client)
     }
@@ -95,6 +122,22 @@ impl Verifier {
             .get(&id)
             .filter(|r| r.presented == presented && r.at.elapsed() < CACHE_TTL)
             .map(|r| (r.client.clone(), r.phc.clone()))
+    }
+
+    fn remember(&self, id: Uuid, presented: String, phc: String, client: &Client) {
+        let mut recent = self.recent.lock().unwrap();
+        if recent.len() >= CACHE_MAX {
+            recent.clear();
+        }
+        recent.insert(
+            id,
+            Remembered {
+                presented,
+                phc,
+                client: client.clone(),
+                at: Instant::now(),
+            },
+        );
     }
 
     /// Drops what is remembered of a client (its confirmation failed).

@@ -288,6 +288,30 @@ async fn a_disabled_vendor_or_a_changed_secret_is_refused_at_once() {
     assert_eq!(count(db, "messages").await, 2);
 }
 
+/// Requests that arrive together with the same credentials share one secret check; right and
+/// wrong secrets presented at the same moment for one vendor still each get their own answer.
+#[tokio::test]
+async fn simultaneous_first_requests_with_right_and_wrong_secrets() {
+    let w = World::new().await;
+    let wrong = (w.vendor_a.0, "not-the-secret".to_owned());
+    let path = "/MessagingAPI/dirmsg/messages";
+    let requests = (0..24).map(|i| {
+        let who = if i % 2 == 0 { &w.vendor_a } else { &wrong };
+        w.get_as(who, path)
+    });
+    let codes: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    for (i, code) in codes.iter().enumerate() {
+        assert_eq!(*code, if i % 2 == 0 { 200 } else { 401 }, "request {i}");
+    }
+    // And the remembered check answers the next ones the same way.
+    assert_eq!(w.get_as(&w.vendor_a, path).await.status(), 200);
+    assert_eq!(w.get_as(&wrong, path).await.status(), 401);
+}
+
 /// The sender's timely-and-reliable setting (its own, else its organization's default) asks
 /// for final-delivery notification when the vendor does not. The message is built before the
 /// setting is read, with the value last seen for the sender, so each change below is also a
