@@ -99,17 +99,12 @@ pub async fn send_ccda(
         None => (authenticate_vendor(&state, &headers).await?, None),
     };
     within_rate(&state, &client)?;
+    let recalled = confirm.is_some();
     let value = match send_body(&state, body) {
         Ok(value) => value,
-        Err(e) => {
-            // Only a client whose credentials hold learns what is wrong with its request.
-            if confirm.is_some() {
-                authenticate_vendor(&state, &headers).await?;
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(refuse(&state, &headers, recalled, e).await),
     };
-    let sent = messaging::send(
+    let sent = match messaging::send(
         &state.db,
         &state.messaging,
         client.id,
@@ -117,13 +112,11 @@ pub async fn send_ccda(
         &value,
         state.clock.now(),
     )
-    .await;
-    let sent = match sent {
-        Err(AppError::BadRequest(invalid)) if confirm.is_some() => {
-            authenticate_vendor(&state, &headers).await?;
-            return Err(AppError::BadRequest(invalid));
-        }
-        other => other?,
+    .await
+    {
+        Ok(sent) => sent,
+        Err(e @ AppError::BadRequest(_)) => return Err(refuse(&state, &headers, recalled, e).await),
+        Err(e) => return Err(e),
     };
     match sent {
         Sent::Accepted(reply) => Ok(Json(reply)),
@@ -145,6 +138,16 @@ pub async fn send_ccda(
             }
         }
     }
+}
+
+/// The answer to a request that is wrong in itself. A client that was not read from the
+/// database in this request is checked first: only a client whose credentials hold learns what
+/// is wrong with its request.
+async fn refuse(state: &AppState, headers: &HeaderMap, recalled: bool, e: AppError) -> AppError {
+    if recalled && let Err(auth) = authenticate_vendor(state, headers).await {
+        return auth;
+    }
+    e
 }
 
 fn send_body(
