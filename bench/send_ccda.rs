@@ -1,7 +1,7 @@
 //! The hot path `POST /MessagingAPI/dirmsg/send_ccda`, end to end against the real release
 //! binary, and the raw PostgreSQL ceiling for the same rows.
 //!
-//! Run: `cargo bench --bench send_ccda` (release build, about 5 minutes). It:
+//! Run: `cargo bench --bench send_ccda` (release build, about 12 minutes). It:
 //! 1. starts its own durable PostgreSQL cluster (fsync on) in the temp folder, creates the
 //!    database `bench` and migrates it;
 //! 2. inserts with plain SQL a vendor client (argon2id secret), a reseller, an Activated
