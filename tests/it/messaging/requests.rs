@@ -312,6 +312,28 @@ async fn simultaneous_first_requests_with_right_and_wrong_secrets() {
     assert_eq!(w.get_as(&wrong, path).await.status(), 401);
 }
 
+/// A message too large to build on the request's own task is built on the blocking pool; it
+/// is accepted and arrives the same, byte for byte.
+#[tokio::test]
+async fn a_large_message_arrives_byte_for_byte() {
+    let w = World::new().await;
+    let big: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+    let mut body = message("large-1", BEN, false);
+    body["emailAttachmentList"] = json!([{
+        "attachmentClass": "application/pdf",
+        "attachmentContent": STANDARD.encode(&big),
+        "attachmentTitle": "Large scan"
+    }]);
+    w.send_ok(&body).await;
+    w.drain().await;
+    let pushes = w.inbox.accepted();
+    assert_eq!(pushes.len(), 1);
+    let got = attachments(&pushes[0].json());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.as_deref(), Some("Large scan"));
+    assert!(got[0].3 == big, "the attachment changed on the way");
+}
+
 /// The sender's timely-and-reliable setting (its own, else its organization's default) asks
 /// for final-delivery notification when the vendor does not. The message is built before the
 /// setting is read, with the value last seen for the sender, so each change below is also a
