@@ -6,6 +6,7 @@ pub mod clients;
 pub mod embedded;
 pub mod identities;
 pub mod jobs;
+pub mod liveness;
 pub mod messaging;
 pub mod organizations;
 pub mod pki;
@@ -24,10 +25,10 @@ use embedded::{EmbeddedOptions, EmbeddedPostgres};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// How the gateway's pool behaves. A connection that sat idle is checked with a round trip
-/// before it is handed out; a busy one is not. sqlx's default checks every acquire, which is
-/// one more round trip per statement on the hot paths; a connection that dies while busy
-/// fails its statement and is dropped, and the caller sees a 503 and retries.
+/// How the gateway's pool behaves. sqlx's default checks every acquire with a round trip,
+/// one more per statement on the hot paths; here only the connections `liveness` suspects
+/// are checked. A connection that dies while busy fails its statement and is dropped, and
+/// the caller sees a 503 and retries.
 pub fn pool_options(db: &DatabaseConfig) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(db.max_connections)
@@ -35,16 +36,13 @@ pub fn pool_options(db: &DatabaseConfig) -> PgPoolOptions {
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= IDLE_BEFORE_PING {
+                if liveness::needs_check(meta.idle_for) {
                     conn.ping().await?;
                 }
                 Ok(true)
             })
         })
 }
-
-/// An idle connection older than this is pinged before use.
-const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The pool, plus the private cluster behind it when we run one.
 pub struct Database {

@@ -743,7 +743,12 @@ async fn an_unreachable_database_gets_a_prompt_503_and_recovers() {
     };
     opts.config.database.acquire_timeout = Duration::from_secs(1);
     let w = World::with(opts).await;
-    w.send_ok(&message("before-1", BEN, false)).await;
+    // Several at once, so the pool holds several connections when the database goes away:
+    // each of them is broken, and none may be handed to a request after it comes back.
+    let before: Vec<_> = (1..=6)
+        .map(|i| message(&format!("before-{i}"), BEN, false))
+        .collect();
+    futures_util::future::join_all(before.iter().map(|m| w.send_ok(m))).await;
 
     let proxy = w.f.app.proxy.as_ref().unwrap();
     proxy.cut();
@@ -761,17 +766,20 @@ async fn an_unreachable_database_gets_a_prompt_503_and_recovers() {
     assert_eq!(r.status(), 503);
 
     proxy.restore();
-    w.send_ok(&message("after-1", BEN, false)).await;
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT vendor_message_id FROM messages ORDER BY created_at")
+    for i in 1..=6 {
+        w.send_ok(&message(&format!("after-{i}"), BEN, false)).await;
+    }
+    let mut ids: Vec<String> =
+        sqlx::query_scalar("SELECT vendor_message_id FROM messages ORDER BY vendor_message_id")
             .fetch_all(&w.f.app.db.pool)
             .await
             .unwrap();
-    assert_eq!(
-        ids,
-        vec!["before-1", "after-1"],
-        "nothing half-written during the outage"
-    );
+    ids.sort();
+    let mut expected: Vec<String> = (1..=6)
+        .flat_map(|i| [format!("after-{i}"), format!("before-{i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected, "nothing half-written during the outage");
 }
 
 #[tokio::test]
