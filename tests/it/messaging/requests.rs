@@ -334,6 +334,62 @@ async fn a_large_message_arrives_byte_for_byte() {
     assert!(got[0].3 == big, "the attachment changed on the way");
 }
 
+/// A small message's MIME stays in its row (one tuple per send, nothing scattered into the
+/// TOAST table's old pages); one that is large even when compressed goes out of line.
+#[tokio::test]
+async fn a_small_message_is_stored_in_its_row_and_a_large_one_beside_it() {
+    let w = World::new().await;
+    let db = &w.f.app.db.pool;
+    // The messages table's TOAST table is empty until some value is stored out of line.
+    let toasted = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'messages'::regclass",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap()
+    };
+    let with_attachment = |id: &str, class: &str, bytes: &[u8]| {
+        let mut body = message(id, BEN, false);
+        body["emailAttachmentList"] = json!([{
+            "attachmentClass": class,
+            "attachmentContent": STANDARD.encode(bytes),
+            "attachmentTitle": "Note"
+        }]);
+        body
+    };
+    let note: Vec<u8> = b"Seen today for follow-up; plan unchanged. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(2048)
+        .collect();
+    w.send_ok(&with_attachment("small-1", "text/plain", &note))
+        .await;
+    let stored: i32 = sqlx::query_scalar(
+        "SELECT pg_column_size(mime) FROM messages WHERE vendor_message_id = 'small-1'",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert!(stored < 3000, "compressed: {stored} bytes");
+    assert_eq!(toasted().await, 0, "a 2 KB message went to the TOAST table");
+
+    // Bytes that do not compress (a xorshift sequence).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let scan: Vec<u8> = (0..20_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    w.send_ok(&with_attachment("large-1", "application/pdf", &scan))
+        .await;
+    assert!(toasted().await > 0, "a 20 KB message stayed in its row");
+}
+
 /// The sender's timely-and-reliable setting (its own, else its organization's default) asks
 /// for final-delivery notification when the vendor does not. The message is built before the
 /// setting is read, with the value last seen for the sender, so each change below is also a
