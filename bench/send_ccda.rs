@@ -21,8 +21,8 @@
 //! 5. closed loop (reqwest, HTTP Basic, keep-alive) at 16 and 64 concurrent requests, 3 s
 //!    warm-up then 15 s measured: accepted (200) req/s, p50/p99, errors, the server's peak RSS,
 //!    CPU per request of server, PostgreSQL and client, WAL per request; then an open loop at
-//!    half the best accepted rate (fixed schedule; latency counted from the scheduled send
-//!    time, so a stall is not hidden by coordinated omission);
+//!    half the best accepted rate for 60 s (fixed schedule; latency counted from the scheduled
+//!    send time, so a stall is not hidden by coordinated omission);
 //! 6. the ceiling: `pgbench -n -M prepared -j 2 -T 15 -c 16/64 -f <script>` on the same
 //!    cluster (as the postgres OS user when we are root) with two scripts that each write
 //!    what one accepted send commits, the MIME copied from a helper table filled from a message
@@ -42,7 +42,8 @@
 //! process: client, server and PostgreSQL share the machine's cores.
 //!
 //! Knobs (for investigating; recorded results use none of them):
-//! - `SEND_CCDA_SECONDS=5`: shorter measured windows (default 15);
+//! - `SEND_CCDA_SECONDS=5`: shorter closed-loop and pgbench windows (default 15);
+//! - `SEND_CCDA_OPEN_SECONDS=15`: shorter open-loop windows (default 60);
 //! - `SEND_CCDA_ONLY=text2k`: only the parts whose name contains the value (`ccda100k`,
 //!   `text2k`, `cold`);
 //! - `SEND_CCDA_STATEMENTS=1`: restart the cluster with pg_stat_statements and print, after
@@ -137,6 +138,17 @@ fn measured() -> Duration {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
+    Duration::from_secs(secs)
+}
+
+/// The open loop's window is longer: its p99 is what a sustained rate looks like, and in
+/// 15 s a single stall of the disk's flushes (which this machine has every minute or so under
+/// load, see the disk probe) decides it either way.
+fn open_measured() -> Duration {
+    let secs = std::env::var("SEND_CCDA_OPEN_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     Duration::from_secs(secs)
 }
 
@@ -827,7 +839,7 @@ async fn open_loop(
     rate: f64,
     probe: &Probe<'_>,
 ) -> (RunResult, usize, String, Sample, Sample) {
-    let window = measured();
+    let window = open_measured();
     let start = Instant::now() + Duration::from_millis(50);
     let from = start + WARMUP;
     let until = from + window;
@@ -1069,6 +1081,8 @@ fn ms(d: Duration) -> f64 {
 struct DbSample {
     wal_bytes: f64,
     fpi: i64,
+    /// Where WAL insertion stood, to find which relations took the full-page images.
+    lsn: String,
     checkpoints: i64,
     /// Sessions opened on the bench database (new connections).
     sessions: i64,
@@ -1078,10 +1092,11 @@ struct DbSample {
 }
 
 async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
-    let (wal_bytes, fpi): (f64, i64) =
-        sqlx::query_as("SELECT wal_bytes::float8, wal_fpi FROM pg_stat_wal")
-            .fetch_one(pool)
-            .await?;
+    let (wal_bytes, fpi, lsn): (f64, i64, String) = sqlx::query_as(
+        "SELECT wal_bytes::float8, wal_fpi, pg_current_wal_insert_lsn()::text FROM pg_stat_wal",
+    )
+    .fetch_one(pool)
+    .await?;
     // PostgreSQL 17 moved the checkpoint counters to pg_stat_checkpointer.
     let checkpoints: i64 = match sqlx::query_scalar(
         "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter",
@@ -1115,6 +1130,7 @@ async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
     Ok(DbSample {
         wal_bytes,
         fpi,
+        lsn,
         checkpoints,
         sessions,
         autovacuum,
@@ -1142,6 +1158,40 @@ fn db_line(a: &DbSample, b: &DbSample, transactions: usize) -> String {
             vacuumed.join(", ")
         }
     )
+}
+
+/// When a window wrote full-page images for more than one request in twenty: the relations
+/// whose pages were logged whole, most first (pg_walinspect reads the window's WAL).
+async fn fpi_note(pool: &PgPool, a: &DbSample, b: &DbSample, transactions: usize) -> String {
+    if a.lsn.is_empty() || ((b.fpi - a.fpi) as f64) < 0.05 * transactions.max(1) as f64 {
+        return String::new();
+    }
+    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "SELECT coalesce(pg_filenode_relation(0, m[1]::oid)::text, 'filenode ' || m[1]), count(*)
+         FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) r,
+              regexp_matches(r.block_ref, 'rel \\d+/\\d+/(\\d+) fork \\w+ blk \\d+ \\(FPW', 'g') m
+         GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+    )
+    .bind(&a.lsn)
+    .bind(&b.lsn)
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) => format!(
+            "  full-page images by relation: {}",
+            rows.iter()
+                .map(|(rel, n)| format!("{rel} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("  full-page images by relation: unavailable ({e})"),
+    }
+}
+
+fn print_nonempty(line: &str) {
+    if !line.is_empty() {
+        println!("{line}");
+    }
 }
 
 /// What each measurement needs to start a gateway and talk to it.
@@ -1287,6 +1337,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         .connect_with(options)
         .await?;
     hisp_gateway::store::MIGRATOR.run(&pool).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .execute(&pool)
+        .await?;
     if statements_wanted() {
         sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .execute(&pool)
@@ -1466,6 +1519,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 db_line(&s0.1, &s1.1, r.accepted),
                 probe.waits(),
             );
+            print_nonempty(&fpi_note(bench.pool, &s0.1, &s1.1, r.accepted).await);
             best = best.max(r.rate);
             rows.push(Row {
                 payload: p.name,
@@ -1492,7 +1546,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         println!(
             "send_ccda {} open loop at {half:.1}/s (half of {best:.1}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
             p.name,
-            measured().as_secs(),
+            open_measured().as_secs(),
             r.rate,
             ms(r.p50),
             ms(r.p99),
@@ -1503,6 +1557,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             db_line(&s0.1, &s1.1, r.accepted),
             probe.waits(),
         );
+        print_nonempty(&fpi_note(bench.pool, &s0.1, &s1.1, r.accepted).await);
         println!("  {disk}");
         for line in &checkpoints {
             println!("  PostgreSQL log: {line}");
@@ -1539,6 +1594,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                     db_line(&s0.1, &s1.1, n),
                     probe.waits(),
                 );
+                print_nonempty(&fpi_note(&pool, &s0.1, &s1.1, n).await);
                 // The ceiling is the faster of the two ways to write the rows.
                 if script != &gateway_statement
                     && let Some(row) = rows
