@@ -1,7 +1,7 @@
 //! The hot path `POST /MessagingAPI/dirmsg/send_ccda`, end to end against the real release
 //! binary, and the raw PostgreSQL ceiling for the same rows.
 //!
-//! Run: `cargo bench --bench send_ccda` (release build, about 12 minutes). It:
+//! Run: `cargo bench --bench send_ccda` (release build, about 9 minutes). It:
 //! 1. starts its own durable PostgreSQL cluster (fsync on) in the temp folder, creates the
 //!    database `bench` and migrates it;
 //! 2. inserts with plain SQL a vendor client (argon2id secret), a reseller, an Activated
@@ -1081,7 +1081,8 @@ fn ms(d: Duration) -> f64 {
 struct DbSample {
     wal_bytes: f64,
     fpi: i64,
-    /// Where WAL insertion stood, to find which relations took the full-page images.
+    /// How far WAL was flushed (pg_walinspect reads no further), to find which relations took
+    /// the full-page images.
     lsn: String,
     checkpoints: i64,
     /// Sessions opened on the bench database (new connections).
@@ -1093,7 +1094,7 @@ struct DbSample {
 
 async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
     let (wal_bytes, fpi, lsn): (f64, i64, String) = sqlx::query_as(
-        "SELECT wal_bytes::float8, wal_fpi, pg_current_wal_insert_lsn()::text FROM pg_stat_wal",
+        "SELECT wal_bytes::float8, wal_fpi, pg_current_wal_flush_lsn()::text FROM pg_stat_wal",
     )
     .fetch_one(pool)
     .await?;
