@@ -134,21 +134,21 @@ fn wanted(name: &str) -> bool {
 }
 
 fn measured() -> Duration {
-    let secs = std::env::var("SEND_CCDA_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
-    Duration::from_secs(secs)
+    seconds_from_env("SEND_CCDA_SECONDS", 15)
 }
 
 /// The open loop's window is longer: its p99 is what a sustained rate looks like, and in
 /// 15 s a single stall of the disk's flushes (which this machine has every minute or so under
 /// load, see the disk probe) decides it either way.
 fn open_measured() -> Duration {
-    let secs = std::env::var("SEND_CCDA_OPEN_SECONDS")
+    seconds_from_env("SEND_CCDA_OPEN_SECONDS", 60)
+}
+
+fn seconds_from_env(name: &str, default: u64) -> Duration {
+    let secs = std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(default);
     Duration::from_secs(secs)
 }
 
