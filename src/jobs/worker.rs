@@ -245,7 +245,10 @@ impl Worker {
                             continue;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+                    Err(e) => {
+                        crate::store::liveness::observe(&e);
+                        tracing::warn!(error = %e, "claiming jobs failed")
+                    }
                 }
             }
             tokio::select! {
@@ -275,6 +278,7 @@ fn log_join(r: Result<Result<(), sqlx::Error>, tokio::task::JoinError>) {
     match r {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
+            crate::store::liveness::observe(&e);
             tracing::warn!(error = %e, "recording a job outcome failed; its lease will expire and it will run again")
         }
         Err(e) => tracing::error!(error = %e, "job task failed"),
