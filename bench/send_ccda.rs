@@ -590,6 +590,9 @@ struct Waits {
     seen: std::collections::BTreeMap<String, usize>,
     /// The sample with the most busy backends: when (UTC), and what they were doing.
     busiest: Option<(String, Vec<String>)>,
+    /// By second since the window began: samples taken, and the states seen in them, to set
+    /// beside the seconds in which requests were slow.
+    by_second: std::collections::BTreeMap<u64, (usize, std::collections::BTreeMap<String, usize>)>,
 }
 
 const WAIT_SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -620,19 +623,30 @@ impl<'a> Probe<'a> {
         let task = tokio::spawn(async move {
             let mut waits = Waits::default();
             let mut tick = tokio::time::interval(WAIT_SAMPLE_EVERY);
+            let began = Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 tick.tick().await;
+                // Autovacuum workers are listed too, with the table they work on: their I/O
+                // and CPU compete with the load.
                 let states: Vec<String> = sqlx::query_scalar(
-                    "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'running (CPU)')
-                                 ELSE state END
-                     FROM pg_stat_activity
-                     WHERE datname = current_database() AND backend_type = 'client backend'
-                       AND pid <> pg_backend_pid() AND state <> 'idle'",
+                    "SELECT CASE WHEN a.backend_type = 'autovacuum worker'
+                                 THEN 'autovacuum ' || coalesce(v.relid::regclass::text, '?') || ' ' || coalesce(a.wait_event_type || ':' || a.wait_event, 'running (CPU)')
+                                 WHEN a.state = 'active' THEN coalesce(a.wait_event_type || ':' || a.wait_event, 'running (CPU)')
+                                 ELSE a.state END
+                     FROM pg_stat_activity a LEFT JOIN pg_stat_progress_vacuum v ON v.pid = a.pid
+                     WHERE (a.datname = current_database() AND a.backend_type = 'client backend'
+                            AND a.pid <> pg_backend_pid() AND a.state <> 'idle')
+                        OR a.backend_type = 'autovacuum worker'",
                 )
                 .fetch_all(&pool)
                 .await
                 .unwrap_or_default();
                 waits.samples += 1;
+                let second = waits.by_second.entry(began.elapsed().as_secs()).or_default();
+                second.0 += 1;
+                for state in &states {
+                    *second.1.entry(state.clone()).or_default() += 1;
+                }
                 if states.len() > waits.busiest.as_ref().map_or(0, |(_, s)| s.len()) {
                     let at = chrono::Utc::now().format("%H:%M:%S%.3f").to_string();
                     waits.busiest = Some((at, states.clone()));
@@ -687,6 +701,30 @@ impl<'a> Probe<'a> {
             busy as f64 / w.samples as f64,
             parts.join(", ")
         )
+    }
+
+    /// For the given seconds of the window (the slowest first): what the backends were doing
+    /// in each, on average over its samples.
+    fn waits_in(&self, seconds: &[u64]) -> String {
+        let guard = self.waits.lock().expect("waits lock");
+        let Some(w) = guard.as_ref() else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for s in seconds {
+            let Some((n, seen)) = w.by_second.get(s).filter(|(n, _)| *n > 0) else {
+                continue;
+            };
+            let mut seen: Vec<(&String, &usize)> = seen.iter().collect();
+            seen.sort_by(|a, b| b.1.cmp(a.1));
+            let parts: Vec<String> = seen
+                .iter()
+                .take(6)
+                .map(|(state, c)| format!("{state} {:.1}", **c as f64 / *n as f64))
+                .collect();
+            out.push_str(&format!("\n    second {s}: {}", parts.join(", ")));
+        }
+        out
     }
 
     /// With `SEND_CCDA_STATEMENTS=1`: the statements that took the most time in the window,
@@ -838,7 +876,7 @@ async fn open_loop(
     payload: &Arc<Payload>,
     rate: f64,
     probe: &Probe<'_>,
-) -> (RunResult, usize, String, Sample, Sample) {
+) -> (RunResult, usize, String, Vec<u64>, Sample, Sample) {
     let window = open_measured();
     let start = Instant::now() + Duration::from_millis(50);
     let from = start + WARMUP;
@@ -887,6 +925,9 @@ async fn open_loop(
         }
     }
     let slow: usize = slow_seconds.values().sum();
+    let mut worst: Vec<(u64, usize)> = slow_seconds.iter().map(|(s, n)| (*s, *n)).collect();
+    worst.sort_by(|a, b| b.1.cmp(&a.1));
+    let worst: Vec<u64> = worst.into_iter().take(5).map(|(s, _)| s).collect();
     let spread = slow_seconds
         .iter()
         .map(|(s, n)| format!("{s}s:{n}"))
@@ -899,6 +940,7 @@ async fn open_loop(
             "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}]",
             P99_TARGET.as_millis()
         ),
+        worst,
         s0,
         s1,
     )
@@ -1090,6 +1132,10 @@ struct DbSample {
     /// Finished autovacuum and autoanalyze runs, by table, and when the last of each ended
     /// (UTC time of day), to set beside the seconds in which requests were slow.
     autovacuum: std::collections::BTreeMap<String, (i64, String)>,
+    /// Buffers written by the checkpointer, the background writer and the backends
+    /// themselves: a backend that must write a dirty page before it can use a buffer waits
+    /// for that write.
+    buffers: (i64, i64, i64),
 }
 
 async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
@@ -1112,6 +1158,13 @@ async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
                 .await?
         }
     };
+    // PostgreSQL 17 dropped buffers_backend (pg_stat_io has it); there the line shows zeros.
+    let buffers: (i64, i64, i64) = sqlx::query_as(
+        "SELECT buffers_checkpoint, buffers_clean, buffers_backend FROM pg_stat_bgwriter",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or_default();
     let sessions: i64 = sqlx::query_scalar(
         "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
     )
@@ -1135,6 +1188,7 @@ async fn db_sample(pool: &PgPool) -> anyhow::Result<DbSample> {
         checkpoints,
         sessions,
         autovacuum,
+        buffers,
     })
 }
 
@@ -1148,10 +1202,13 @@ fn db_line(a: &DbSample, b: &DbSample, transactions: usize) -> String {
         })
         .collect();
     format!(
-        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints, {} new connections, autovacuum/analyze: {}",
+        "WAL {:.1} KiB/request ({:.2} full-page images/request), {} checkpoints, buffers written by checkpointer/bgwriter/backends {}/{}/{}, {} new connections, autovacuum/analyze: {}",
         (b.wal_bytes - a.wal_bytes) / 1024.0 / transactions.max(1) as f64,
         (b.fpi - a.fpi) as f64 / transactions.max(1) as f64,
         b.checkpoints - a.checkpoints,
+        b.buffers.0 - a.buffers.0,
+        b.buffers.1 - a.buffers.1,
+        b.buffers.2 - a.buffers.2,
         b.sessions - a.sessions,
         if vacuumed.is_empty() {
             "none".to_owned()
@@ -1449,9 +1506,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             .bind(p.name)
             .fetch_one(&pool)
             .await?;
-            let (mime, stored, recipients, timeouts, delivers): (i64, i32, String, i64, i64) =
+            let (mime, packed, stored, recipients, timeouts, delivers): (i64, i64, i32, String, i64, i64) =
                 sqlx::query_as(
-                    "SELECT octet_length(m.mime)::bigint, pg_column_size(m.mime),
+                    "SELECT m.size_bytes, octet_length(m.mime)::bigint, pg_column_size(m.mime),
                         (SELECT string_agg(status || '/' || route, ',') FROM message_recipients r WHERE r.message_id = m.id),
                         (SELECT count(*) FROM jobs j WHERE j.kind = 'messaging.timeout' AND j.payload->>'message_id' = m.id::text),
                         (SELECT count(*) FROM jobs j WHERE j.kind = 'messaging.deliver' AND j.payload->>'message_id' = m.id::text)
@@ -1461,11 +1518,12 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 .fetch_one(&pool)
                 .await?;
             println!(
-                "payload {}: attachment {} B, request body {} B, MIME {} B ({} B stored after TOAST compression; {helper} B in pgbench's uncompressed helper row); recipient {}; jobs: {} messaging.timeout, {} messaging.deliver",
+                "payload {}: attachment {} B, request body {} B, MIME {} B ({} B packed with base64 bodies decoded, {} B stored after TOAST compression; {helper} B in pgbench's uncompressed helper row); recipient {}; jobs: {} messaging.timeout, {} messaging.deliver",
                 p.name,
                 p.attachment_bytes,
                 p.len(),
                 mime,
+                packed,
                 stored,
                 recipients,
                 timeouts,
@@ -1537,7 +1595,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         let log = root.join("pg").join("server.log");
         let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
         let disk = DiskProbe::start(&root.join("pg"));
-        let (r, max_in_flight, slow, s0, s1) = open_loop(&target, p, half, &probe).await;
+        let (r, max_in_flight, slow, worst, s0, s1) = open_loop(&target, p, half, &probe).await;
         let disk = disk.stop();
         let checkpoints = checkpoint_lines(&log, log_from);
         let statements = probe.statements(r.accepted).await;
@@ -1559,6 +1617,10 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             probe.waits(),
         );
         print_nonempty(&fpi_note(bench.pool, &s0.1, &s1.1, r.accepted).await);
+        let in_worst = probe.waits_in(&worst);
+        if !in_worst.is_empty() {
+            println!("  the seconds with the most slow requests, what PostgreSQL was doing:{in_worst}");
+        }
         println!("  {disk}");
         for line in &checkpoints {
             println!("  PostgreSQL log: {line}");

@@ -109,8 +109,103 @@ pub enum MimeError {
     Unparseable,
 }
 
+/// A built message in pieces: its text, with each attachment's base64 body left as the bytes
+/// it encodes. The store keeps it in this form (see `store::packed_mime`), so a send never
+/// encodes a body only to have it decoded again for storage.
+#[derive(Debug, Clone)]
+pub struct Built<'a> {
+    pieces: Vec<Piece<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Piece<'a> {
+    Text(Vec<u8>),
+    /// Written as [`base64_lines`] of these bytes.
+    Base64(&'a [u8]),
+}
+
+impl Built<'_> {
+    pub fn pieces(&self) -> &[Piece<'_>] {
+        &self.pieces
+    }
+
+    /// The length of the message's bytes.
+    pub fn len(&self) -> usize {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                Piece::Base64(b) => base64_lines_len(b.len()),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The message's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.extend_from_slice(t),
+                Piece::Base64(b) => out.extend_from_slice(&base64_lines(b)),
+            }
+        }
+        out
+    }
+}
+
 /// Writes the message as RFC 5322 bytes with CRLF line ends.
 pub fn build(m: &OutboundMessage) -> Result<Vec<u8>, MimeError> {
+    serialize(m, None)
+}
+
+/// The message in pieces. Each attachment body is first written as a placeholder that names
+/// it, then the text is cut at the placeholders.
+pub fn build_pieces<'a>(m: &OutboundMessage<'a>) -> Result<Built<'a>, MimeError> {
+    let tag = format!("hisp-gateway-body-{:032x}-", rand::random::<u128>());
+    let placeholders: Vec<Vec<u8>> = (0..m.attachments.len())
+        .map(|i| format!("{tag}{i}.").into_bytes())
+        .collect();
+    let text = serialize(m, Some(&placeholders))?;
+    // Each placeholder must occur exactly once; a message that somehow contains one elsewhere
+    // (a 128-bit random guess) is kept whole instead.
+    let mut pieces = Vec::with_capacity(2 * placeholders.len() + 1);
+    let mut from = 0;
+    for (p, a) in placeholders.iter().zip(m.attachments) {
+        match find_once(&text, p) {
+            Some(at) if at >= from => {
+                pieces.push(Piece::Text(text[from..at].to_vec()));
+                pieces.push(Piece::Base64(&a.content));
+                from = at + p.len();
+            }
+            _ => {
+                return Ok(Built {
+                    pieces: vec![Piece::Text(serialize(m, None)?)],
+                });
+            }
+        }
+    }
+    pieces.push(Piece::Text(text[from..].to_vec()));
+    Ok(Built { pieces })
+}
+
+/// Where `needle` occurs in `hay`, when it occurs exactly once.
+fn find_once(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut found = hay
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// The message's text, with each attachment body either written out or replaced by its
+/// placeholder.
+fn serialize(m: &OutboundMessage, placeholders: Option<&[Vec<u8>]>) -> Result<Vec<u8>, MimeError> {
     check_address("From", m.from)?;
     if m.to.is_empty() {
         return Err(MimeError::NoRecipients);
@@ -161,8 +256,12 @@ pub fn build(m: &OutboundMessage) -> Result<Vec<u8>, MimeError> {
         "text/plain",
         BodyPart::Text(Cow::Borrowed(m.body.unwrap_or(""))),
     ));
-    for a in m.attachments {
-        parts.push(attachment_part(a)?);
+    for (i, a) in m.attachments.iter().enumerate() {
+        let body = match placeholders {
+            Some(p) => p[i].clone(),
+            None => base64_lines(&a.content),
+        };
+        parts.push(attachment_part(a, body)?);
     }
     builder = builder.body(MimePart::new("multipart/mixed", parts));
 
@@ -171,7 +270,7 @@ pub fn build(m: &OutboundMessage) -> Result<Vec<u8>, MimeError> {
     Ok(out)
 }
 
-fn attachment_part(a: &OutboundAttachment) -> Result<MimePart<'_>, MimeError> {
+fn attachment_part(a: &OutboundAttachment, body: Vec<u8>) -> Result<MimePart<'_>, MimeError> {
     let media_type = checked_media_type(&a.media_type)?;
     check_header_text("attachment file name", &a.file_name)?;
     if a.file_name.trim().is_empty() {
@@ -181,10 +280,7 @@ fn attachment_part(a: &OutboundAttachment) -> Result<MimePart<'_>, MimeError> {
     let content_type = ContentType::new(media_type).attribute("name", a.file_name.as_str());
     // Encoded here rather than by mail-builder, which would pick quoted-printable or 7bit for
     // text types and normalise their line ends; base64 keeps every byte as it was.
-    let mut part = MimePart::new(
-        content_type,
-        BodyPart::Binary(Cow::Owned(base64_lines(&a.content))),
-    )
+    let mut part = MimePart::new(content_type, BodyPart::Binary(Cow::Owned(body)))
     .attachment(a.file_name.as_str());
     if let Some(title) = &a.title {
         check_header_text("attachment title", title)?;
@@ -193,7 +289,14 @@ fn attachment_part(a: &OutboundAttachment) -> Result<MimePart<'_>, MimeError> {
     Ok(part.transfer_encoding("base64"))
 }
 
-fn base64_lines(data: &[u8]) -> Vec<u8> {
+/// The length of [`base64_lines`] of `n` bytes.
+pub fn base64_lines_len(n: usize) -> usize {
+    let chars = n.div_ceil(3) * 4;
+    chars + chars.saturating_sub(1) / BASE64_LINE * 2
+}
+
+/// Base64 in lines of [`BASE64_LINE`] characters joined by CRLF (no CRLF after the last).
+pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     let encoded = STANDARD.encode(data);
     let mut out = Vec::with_capacity(encoded.len() + encoded.len() / BASE64_LINE * 2);
     for (i, line) in encoded.as_bytes().chunks(BASE64_LINE).enumerate() {
@@ -671,6 +774,42 @@ mod tests {
         assert_eq!(notes.file_name.as_deref(), Some("notes.txt"));
         // The CRLF before the boundary belongs to the boundary, not to the content.
         assert_eq!(notes.content, b"line 1\r\nline 2  ");
+    }
+
+    #[test]
+    fn building_in_pieces_writes_what_building_whole_would() {
+        let to = vec!["bob@direct.other.example".to_owned()];
+        let mut attachments = attachments();
+        // Every body length modulo 3, around one line's worth, and empty.
+        for len in [0, 1, 2, 3, 56, 57, 58, 114, 5000] {
+            attachments.push(OutboundAttachment {
+                media_type: "application/octet-stream".into(),
+                file_name: format!("n{len}.bin"),
+                title: None,
+                content: (0..len).map(|i| (i * 7 % 256) as u8).collect(),
+            });
+        }
+        let m = message(&to, &attachments, "id-1@direct.example.org", true);
+        let built = build_pieces(&m).unwrap();
+        let pieces = String::from_utf8(built.to_bytes()).unwrap();
+        let whole = String::from_utf8(build(&m).unwrap()).unwrap();
+        assert_eq!(built.len(), pieces.len());
+        // mail-builder may pick a fresh boundary for each build; all else must be the same.
+        let boundary = |text: &str| {
+            let at = text.find("boundary=\"").expect("a boundary") + 10;
+            text[at..at + text[at..].find('"').expect("closing quote")].to_owned()
+        };
+        assert_eq!(
+            pieces.replace(&boundary(&pieces), "B"),
+            whole.replace(&boundary(&whole), "B")
+        );
+        assert!(!pieces.contains("hisp-gateway-body-"));
+        let bodies = built
+            .pieces()
+            .iter()
+            .filter(|p| matches!(p, Piece::Base64(_)))
+            .count();
+        assert_eq!(bodies, attachments.len(), "every body kept as its bytes");
     }
 
     #[test]

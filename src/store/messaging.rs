@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::packed_mime::PackedMime;
+
 // ---- grants -------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -306,7 +308,7 @@ pub struct NewMessage<'a> {
     pub xdm: bool,
     pub final_delivery: bool,
     pub metadata: &'a serde_json::Value,
-    pub mime: &'a [u8],
+    pub mime: &'a PackedMime,
     pub xdr_unique_id: Option<&'a str>,
     pub xdr_source_id: Option<&'a str>,
     pub xdr_patient_id: Option<&'a str>,
@@ -432,7 +434,7 @@ pub async fn send_message(
     .bind(m.xdm)
     .bind(m.final_delivery)
     .bind(m.metadata)
-    .bind(m.mime)
+    .bind(m.mime.as_bytes())
     .bind(m.xdr_unique_id)
     .bind(m.xdr_source_id)
     .bind(m.xdr_patient_id)

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod liveness;
 pub mod messaging;
 pub mod organizations;
+pub mod packed_mime;
 pub mod pki;
 pub mod provisioning;
 pub mod reports;

@@ -18,6 +18,7 @@ use super::inbound::{self, Shape, XdmDelivery};
 use crate::domain::messaging::{Status, Transition};
 use crate::jobs::{self, Job, JobError, JobRegistry};
 use crate::store::messaging as sql;
+use crate::store::packed_mime;
 use crate::webhooks::{EndpointAuth, Signed, SigningKey};
 
 pub const DELIVER_JOB: &str = "messaging.deliver";
@@ -185,6 +186,7 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
             .map_err(transient)?;
     }
     let raw = raw.ok_or_else(|| JobError::Permanent("message has no MIME body".into()))?;
+    let raw = packed_mime::unpack(raw).map_err(|e| JobError::Permanent(e.to_string()))?;
     let shape = Shape::parse(&endpoint.inbound_shape).unwrap_or(Shape::Flat);
     let xdm = XdmDelivery::parse(&endpoint.inbound_xdm).unwrap_or(XdmDelivery::Zip);
     let body = match inbound::payload(&msg, &raw, &recipient, shape, xdm) {

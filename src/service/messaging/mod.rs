@@ -24,6 +24,7 @@ use crate::domain::pki::organization_status;
 use crate::error::{AppError, AppResult};
 use crate::jobs::RetryPolicy;
 use crate::store::messaging::{self as sql, NewMessage};
+use crate::store::packed_mime::PackedMime;
 use crate::webhooks::Pusher;
 
 /// Address status values.
@@ -158,7 +159,7 @@ pub async fn send(
         let unique_id = xdm::oid_from_uuid(id);
         // A large message is built off the async threads so it does not hold up other
         // requests; a small one costs less to build than to hand over to the blocking pool.
-        let (mime, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
+        let (mime, mime_len, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
             build_mime(
                 &req,
                 &recipients,
@@ -191,7 +192,7 @@ pub async fn send(
                 client_id: client,
                 from_address: &from,
                 smtp_message_id: &smtp_message_id,
-                size_bytes: mime.len() as i64,
+                size_bytes: mime_len as i64,
                 vendor_message_id: &req.message_id,
                 request_hash: &request_hash,
                 transaction_id,
@@ -313,7 +314,7 @@ fn build_mime(
     source_id: &str,
     final_delivery: bool,
     now: DateTime<Utc>,
-) -> AppResult<(Vec<u8>, Option<String>)> {
+) -> AppResult<(PackedMime, usize, Option<String>)> {
     let meta = |k: &str| {
         req.metadata
             .get(k)
@@ -382,8 +383,9 @@ fn build_mime(
     } else {
         documents
     };
-    let raw = mime::build(&mime::OutboundMessage {
-        from: &req.from.to_string(),
+    let from = req.from.to_string();
+    let built = mime::build_pieces(&mime::OutboundMessage {
+        from: &from,
         to: recipients,
         subject: req.subject.as_deref(),
         body: req.body.as_deref(),
@@ -394,7 +396,7 @@ fn build_mime(
         attachments: &attachments,
     })
     .map_err(|e| AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string())))?;
-    Ok((raw, patient_cx))
+    Ok((PackedMime::new(&built), built.len(), patient_cx))
 }
 
 /// One recipient's status, in the spec's words.
