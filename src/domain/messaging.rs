@@ -391,11 +391,15 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
             Some(c) => parse_media_type(&c).map_err(|m| at("attachmentClass", &m))?,
             None => "application/octet-stream".to_owned(),
         };
-        let content = match text("attachmentContent")? {
-            Some(c) if !c.trim().is_empty() => {
-                decode_base64(&c).ok_or_else(|| at("attachmentContent", "is not valid base64"))?
+        // Borrowed, not copied: it is most of the request.
+        let content = match item.get("attachmentContent") {
+            Some(Value::String(c)) if !c.trim().is_empty() => {
+                decode_base64(c).ok_or_else(|| at("attachmentContent", "is not valid base64"))?
             }
-            _ => return Err(at("attachmentContent", "is required")),
+            None | Some(Value::Null) | Some(Value::String(_)) => {
+                return Err(at("attachmentContent", "is required"));
+            }
+            Some(_) => return Err(at("attachmentContent", "must be a string")),
         };
         let title = text("attachmentTitle")?.filter(|t| !t.trim().is_empty());
         if let Some(t) = &title
@@ -423,15 +427,25 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
 }
 
 /// Base64 as senders write it: standard alphabet, padding optional, line breaks allowed.
+/// Base64 as senders write it: line breaks and other white space anywhere, padding optional.
+/// The common case (one unbroken, padded string) is decoded in place, without a copy.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let padded = match compact.len() % 4 {
-        0 => compact,
-        2 => compact + "==",
-        3 => compact + "=",
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 == 0 && !bytes.iter().any(u8::is_ascii_whitespace) {
+        return STANDARD.decode(bytes).ok();
+    }
+    let mut compact: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    match compact.len() % 4 {
+        0 => {}
+        2 => compact.extend_from_slice(b"=="),
+        3 => compact.push(b'='),
         _ => return None,
-    };
-    STANDARD.decode(padded).ok()
+    }
+    STANDARD.decode(compact).ok()
 }
 
 /// `type/subtype` with optional `; name=value` parameters (RFC 2045 tokens); returns the
@@ -620,5 +634,24 @@ mod tests {
         assert!(parse_media_type("text/").is_err());
         assert!(parse_media_type("text/xml; charset").is_err());
         assert_eq!(extension_for("TEXT/XML"), "xml");
+    }
+
+    #[test]
+    fn base64_is_read_as_senders_write_it() {
+        let want = b"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>".to_vec();
+        let plain = STANDARD.encode(&want);
+        let broken: String = plain
+            .as_bytes()
+            .chunks(8)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n ");
+        let unpadded = plain.trim_end_matches('=');
+        for text in [plain.as_str(), broken.as_str(), unpadded] {
+            assert_eq!(decode_base64(text).as_deref(), Some(&want[..]), "{text:?}");
+        }
+        for bad in ["QQ=A", "Q", "QUJD\u{e9}", "QU JD E"] {
+            assert_eq!(decode_base64(bad), None, "{bad:?}");
+        }
     }
 }
