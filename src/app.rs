@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
+use crate::http::admission::Admission;
 use crate::http::rate_limit::RateLimiter;
 use crate::jobs::{JobRegistry, RetryPolicy, Worker};
 use crate::service::messaging::MessagingContext;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub clock: Clock,
     pub messaging: Arc<MessagingContext>,
     pub limiter: Arc<RateLimiter>,
+    pub admission: Arc<Admission>,
 }
 
 impl AppState {
@@ -68,9 +70,13 @@ impl App {
             db,
             retry,
             pki,
-            config: Arc::new(config),
             verifier: Arc::new(Verifier::default()),
             clock: Clock::default(),
+            admission: Arc::new(Admission::new(
+                config.messaging.max_concurrent_sends,
+                config.messaging.admission_wait,
+            )),
+            config: Arc::new(config),
             messaging,
             limiter,
         };

@@ -77,6 +77,11 @@ pub struct MessagingConfig {
     /// burst above that rate it may use up.
     pub rate_per_second: u32,
     pub rate_burst: u32,
+    /// Sends worked on at once (per replica); more wait, before their body is read, up to
+    /// `admission_wait`, then get 503 with Retry-After.
+    pub max_concurrent_sends: usize,
+    #[serde(with = "humantime_serde")]
+    pub admission_wait: Duration,
     /// Lifetime of an OAuth2 access token.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
@@ -277,6 +282,10 @@ impl Config {
         anyhow::ensure!(
             m.rate_per_second > 0 && m.rate_burst > 0,
             "messaging.rate_per_second and messaging.rate_burst must be positive"
+        );
+        anyhow::ensure!(
+            m.max_concurrent_sends > 0,
+            "messaging.max_concurrent_sends must be positive"
         );
         anyhow::ensure!(
             crate::direct::xdm::is_oid(&m.xdm_source_id)

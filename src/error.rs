@@ -39,6 +39,8 @@ pub enum AppError {
     Timeout(Duration),
     #[error("the database is unavailable")]
     Unavailable,
+    #[error("too many sends in progress; retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -82,7 +84,9 @@ impl AppError {
             AppError::Refused(r) => refusal_status(r),
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Timeout(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Timeout(_) | AppError::Unavailable | AppError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +106,7 @@ impl AppError {
             AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::Timeout(_) => "timeout",
             AppError::Unavailable => "unavailable",
+            AppError::Overloaded { .. } => "overloaded",
             AppError::Internal(_) => "internal",
         }
     }
@@ -142,7 +147,9 @@ impl IntoResponse for AppError {
             },
         };
         let mut resp = (self.status(), Json(body)).into_response();
-        if let AppError::TooManyRequests { retry_after } = &self {
+        if let AppError::TooManyRequests { retry_after } | AppError::Overloaded { retry_after } =
+            &self
+        {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

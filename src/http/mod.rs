@@ -1,5 +1,6 @@
 //! The HTTP server: every front door's router behind one middleware stack.
 
+pub mod admission;
 mod health;
 mod middleware;
 pub mod rate_limit;
@@ -23,7 +24,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.http.body_limit_bytes;
     Router::new()
         .merge(health::router())
-        .merge(crate::rest::router(state.config.messaging.body_limit_bytes))
+        .merge(crate::rest::router(&state))
         .merge(crate::soap::router())
         .fallback(middleware::not_found)
         // Layers run bottom-up on the way in: the request id exists before anything logs.

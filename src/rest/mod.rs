@@ -16,12 +16,15 @@ use crate::app::AppState;
 
 pub use extract::JsonBody;
 
-pub fn router(messaging_body_limit: usize) -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let send = post(messaging::send_ccda)
+        .layer(DefaultBodyLimit::max(state.config.messaging.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::admission::admit_sends,
+        ));
     Router::new()
-        .route(
-            messaging::SEND_PATH,
-            post(messaging::send_ccda).layer(DefaultBodyLimit::max(messaging_body_limit)),
-        )
+        .route(messaging::SEND_PATH, send)
         .route("/MessagingAPI/dirmsg/status", get(messaging::status))
         .route(
             "/MessagingAPI/dirmsg/messages",

@@ -322,8 +322,14 @@ impl utoipa::Modify for CommonResponses {
             (
                 R_UNAVAILABLE,
                 error_response(
-                    "The request did not complete within the request timeout (`timeout`) or the \
-                     database is unavailable (`unavailable`); safe to retry later.",
+                    "The request did not complete within the request timeout (`timeout`), the \
+                     database is unavailable (`unavailable`), or `send_ccda` already has as many \
+                     sends in progress as it works on at once and this one waited its turn in \
+                     vain (`overloaded`, nothing was read or written); safe to retry later.",
+                )
+                .header(
+                    "Retry-After",
+                    integer_header("With `overloaded`: seconds to wait before retrying."),
                 )
                 .build(),
             ),
@@ -463,6 +469,7 @@ mod schemas {
         TooManyRequests,
         Timeout,
         Unavailable,
+        Overloaded,
         Internal,
     }
 

@@ -19,7 +19,10 @@ pub fn code_of(e: &AppError) -> &'static str {
         AppError::Conflict(_)
         | AppError::PayloadTooLarge { .. }
         | AppError::TooManyRequests { .. } => "099",
-        AppError::Timeout(_) | AppError::Unavailable | AppError::Internal(_) => "999",
+        AppError::Timeout(_)
+        | AppError::Unavailable
+        | AppError::Overloaded { .. }
+        | AppError::Internal(_) => "999",
     }
 }
 

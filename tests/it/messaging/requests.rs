@@ -641,6 +641,53 @@ async fn oversize_bodies_get_413_and_fast_callers_429() {
     assert_eq!(r.status(), 404);
 }
 
+/// Sends beyond `max_concurrent_sends` wait, before their body is read, and after
+/// `admission_wait` get 503 `overloaded` with Retry-After; nothing of theirs is written, and
+/// the send being worked on is not disturbed.
+#[tokio::test]
+async fn sends_beyond_the_concurrency_bound_wait_then_get_503_and_retry_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut opts = TestOptions::default();
+    opts.config.messaging.max_concurrent_sends = 1;
+    opts.config.messaging.admission_wait = Duration::from_millis(300);
+    let w = World::with(opts).await;
+
+    // The first send's body arrives slowly: it holds the one slot while it is being read.
+    let body = serde_json::to_vec(&message("slow-1", BEN, false)).unwrap();
+    let (id, secret) = &w.vendor_a;
+    let head = format!(
+        "POST {SEND} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        STANDARD.encode(format!("{id}:{secret}")),
+        body.len()
+    );
+    let mut slow = tokio::net::TcpStream::connect(w.f.app.addr).await.unwrap();
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let r = w.send(&message("quick-1", BEN, false)).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "overloaded", "{v}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "answered after {waited:?}, without waiting its turn"
+    );
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 0);
+
+    // The slow send completes normally, and then the slot is free again.
+    slow.write_all(&body[10..]).await.unwrap();
+    let mut reply = String::new();
+    slow.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    w.send_ok(&message("quick-2", BEN, false)).await;
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 2);
+}
+
 #[tokio::test]
 async fn vendors_list_their_messages_and_ops_get_the_status_report() {
     let w = World::new().await;
