@@ -642,7 +642,10 @@ impl<'a> Probe<'a> {
                 .await
                 .unwrap_or_default();
                 waits.samples += 1;
-                let second = waits.by_second.entry(began.elapsed().as_secs()).or_default();
+                let second = waits
+                    .by_second
+                    .entry(began.elapsed().as_secs())
+                    .or_default();
                 second.0 += 1;
                 for state in &states {
                     *second.1.entry(state.clone()).or_default() += 1;
@@ -926,7 +929,7 @@ async fn open_loop(
     }
     let slow: usize = slow_seconds.values().sum();
     let mut worst: Vec<(u64, usize)> = slow_seconds.iter().map(|(s, n)| (*s, *n)).collect();
-    worst.sort_by(|a, b| b.1.cmp(&a.1));
+    worst.sort_by_key(|w| std::cmp::Reverse(w.1));
     let worst: Vec<u64> = worst.into_iter().take(5).map(|(s, _)| s).collect();
     let spread = slow_seconds
         .iter()
@@ -1619,7 +1622,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         print_nonempty(&fpi_note(bench.pool, &s0.1, &s1.1, r.accepted).await);
         let in_worst = probe.waits_in(&worst);
         if !in_worst.is_empty() {
-            println!("  the seconds with the most slow requests, what PostgreSQL was doing:{in_worst}");
+            println!(
+                "  the seconds with the most slow requests, what PostgreSQL was doing:{in_worst}"
+            );
         }
         println!("  {disk}");
         for line in &checkpoints {

@@ -281,7 +281,7 @@ fn attachment_part(a: &OutboundAttachment, body: Vec<u8>) -> Result<MimePart<'_>
     // Encoded here rather than by mail-builder, which would pick quoted-printable or 7bit for
     // text types and normalise their line ends; base64 keeps every byte as it was.
     let mut part = MimePart::new(content_type, BodyPart::Binary(Cow::Owned(body)))
-    .attachment(a.file_name.as_str());
+        .attachment(a.file_name.as_str());
     if let Some(title) = &a.title {
         check_header_text("attachment title", title)?;
         part = part.header("Content-Description", Text::new(title.as_str()));

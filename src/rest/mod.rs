@@ -18,7 +18,9 @@ pub use extract::JsonBody;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let send = post(messaging::send_ccda)
-        .layer(DefaultBodyLimit::max(state.config.messaging.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(
+            state.config.messaging.body_limit_bytes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::http::admission::admit_sends,
