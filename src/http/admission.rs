@@ -2,10 +2,11 @@
 //!
 //! A send costs CPU before it reaches the database (reading, parsing and decoding its body,
 //! building the message) and then needs one of the pool's few connections. Without a bound, a
-//! short stall (a slow disk flush) lets hundreds of sends pile up; each is parsed, then waits
-//! for a connection, and the work of parsing them starves the tasks that hand connections
-//! back. Measured: with half the sustained rate offered, one such stall turned into tens of
-//! seconds in which nearly every send failed while PostgreSQL sat idle (BENCHMARKS.md).
+//! short stall (a slow disk flush) lets hundreds of sends pile up, each read and parsed before
+//! it waits for a connection. Measured: with half the sustained rate offered, one such stall
+//! turned into tens of seconds in which nearly every send failed while PostgreSQL sat idle
+//! (BENCHMARKS.md). Our reading, not proven: parsing the pile kept the runtime's threads from
+//! the tasks that hand connections back. With the bound, no run has collapsed since.
 //! Admitted sends are worked on; the others wait, before their body is read, at no cost, and
 //! after `admission_wait` get 503 with Retry-After.
 
@@ -22,15 +23,23 @@ use crate::error::AppError;
 
 pub struct Admission {
     slots: Arc<Semaphore>,
+    max: usize,
     wait: Duration,
 }
 
 impl Admission {
     pub fn new(max_concurrent: usize, wait: Duration) -> Self {
+        let max = max_concurrent.max(1);
         Self {
-            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
             wait,
         }
+    }
+
+    /// Sends admitted and not yet answered.
+    pub fn in_progress(&self) -> usize {
+        self.max - self.slots.available_permits()
     }
 }
 

@@ -664,7 +664,14 @@ async fn sends_beyond_the_concurrency_bound_wait_then_get_503_and_retry_after() 
     let mut slow = tokio::net::TcpStream::connect(w.f.app.addr).await.unwrap();
     slow.write_all(head.as_bytes()).await.unwrap();
     slow.write_all(&body[..10]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let admitted = async {
+        while w.f.app.state.admission.in_progress() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), admitted)
+        .await
+        .expect("the slow send was admitted");
 
     let started = std::time::Instant::now();
     let r = w.send(&message("quick-1", BEN, false)).await;
@@ -684,6 +691,7 @@ async fn sends_beyond_the_concurrency_bound_wait_then_get_503_and_retry_after() 
     let mut reply = String::new();
     slow.read_to_string(&mut reply).await.unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(w.f.app.state.admission.in_progress(), 0);
     w.send_ok(&message("quick-2", BEN, false)).await;
     assert_eq!(count(&w.f.app.db.pool, "messages").await, 2);
 }
