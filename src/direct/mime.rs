@@ -170,37 +170,33 @@ pub fn build_pieces<'a>(m: &OutboundMessage<'a>) -> Result<Built<'a>, MimeError>
         .map(|i| format!("{tag}{i}.").into_bytes())
         .collect();
     let text = serialize(m, Some(&placeholders))?;
-    // Each placeholder must occur exactly once; a message that somehow contains one elsewhere
-    // (a 128-bit random guess) is kept whole instead.
+    // The tag must occur exactly once per attachment, as its placeholders in order; a message
+    // that somehow contains it elsewhere (a 128-bit random guess) is kept whole instead.
+    let found: Vec<usize> = text
+        .windows(tag.len())
+        .enumerate()
+        .filter(|(_, w)| *w == tag.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    let in_order = found.len() == placeholders.len()
+        && found
+            .iter()
+            .zip(&placeholders)
+            .all(|(&at, p)| text[at..].starts_with(p));
+    if !in_order {
+        return Ok(Built {
+            pieces: vec![Piece::Text(serialize(m, None)?)],
+        });
+    }
     let mut pieces = Vec::with_capacity(2 * placeholders.len() + 1);
     let mut from = 0;
-    for (p, a) in placeholders.iter().zip(m.attachments) {
-        match find_once(&text, p) {
-            Some(at) if at >= from => {
-                pieces.push(Piece::Text(text[from..at].to_vec()));
-                pieces.push(Piece::Base64(&a.content));
-                from = at + p.len();
-            }
-            _ => {
-                return Ok(Built {
-                    pieces: vec![Piece::Text(serialize(m, None)?)],
-                });
-            }
-        }
+    for ((at, p), a) in found.into_iter().zip(&placeholders).zip(m.attachments) {
+        pieces.push(Piece::Text(text[from..at].to_vec()));
+        pieces.push(Piece::Base64(&a.content));
+        from = at + p.len();
     }
     pieces.push(Piece::Text(text[from..].to_vec()));
     Ok(Built { pieces })
-}
-
-/// Where `needle` occurs in `hay`, when it occurs exactly once.
-fn find_once(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let mut found = hay
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i);
-    let first = found.next()?;
-    found.next().is_none().then_some(first)
 }
 
 /// The message's text, with each attachment body either written out or replaced by its

@@ -426,7 +426,6 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
     Ok(out)
 }
 
-/// Base64 as senders write it: standard alphabet, padding optional, line breaks allowed.
 /// Base64 as senders write it: line breaks and other white space anywhere, padding optional.
 /// The common case (one unbroken, padded string) is decoded in place, without a scan or copy.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
@@ -576,6 +575,9 @@ mod tests {
         assert_eq!(field_of(v), "emailAttachmentList");
         let mut v = valid();
         v["emailAttachmentList"][1]["attachmentContent"] = json!("!!notbase64");
+        assert_eq!(field_of(v), "attachmentContent");
+        let mut v = valid();
+        v["emailAttachmentList"][0]["attachmentContent"] = json!(1234);
         assert_eq!(field_of(v), "attachmentContent");
         let mut v = valid();
         v["emailAttachmentList"][0]["attachmentClass"] = json!("xml");
