@@ -1073,7 +1073,10 @@ impl Pgbench<'_> {
         } else {
             Command::new(&self.program)
         };
-        cmd.args(["-n", "-M", "prepared", "-j", "2"])
+        // Generic plans, as the gateway's send connections use: never slower than planning
+        // each call anew, so the ceiling is not lowered by planning the gateway does not do.
+        cmd.env("PGOPTIONS", "-c plan_cache_mode=force_generic_plan")
+            .args(["-n", "-M", "prepared", "-j", "2"])
             .arg("-c")
             .arg(clients.to_string())
             .arg("-T")

@@ -82,6 +82,10 @@ pub struct MessagingConfig {
     pub max_concurrent_sends: usize,
     #[serde(with = "humantime_serde")]
     pub admission_wait: Duration,
+    /// Accepted messages written by one statement at most, and such statements run at once
+    /// (per replica). Messages that arrive while they run wait and go together in the next.
+    pub max_send_batch: usize,
+    pub send_statements_in_flight: usize,
     /// Lifetime of an OAuth2 access token.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
@@ -286,6 +290,10 @@ impl Config {
         anyhow::ensure!(
             m.max_concurrent_sends > 0,
             "messaging.max_concurrent_sends must be positive"
+        );
+        anyhow::ensure!(
+            m.max_send_batch > 0 && m.send_statements_in_flight > 0,
+            "messaging.max_send_batch and messaging.send_statements_in_flight must be positive"
         );
         anyhow::ensure!(
             crate::direct::xdm::is_oid(&m.xdm_source_id)

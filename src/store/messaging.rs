@@ -294,58 +294,54 @@ pub async fn prior_send(
     .await
 }
 
-/// A message as the send path writes it.
-pub struct NewMessage<'a> {
+/// A message as the send path writes it, with what the statement checks before writing it.
+pub struct NewMessage {
     pub id: Uuid,
     pub client_id: Uuid,
-    pub from_address: &'a str,
-    pub smtp_message_id: &'a str,
+    pub from_address: String,
+    pub smtp_message_id: String,
     pub size_bytes: i64,
-    pub vendor_message_id: &'a str,
-    pub request_hash: &'a [u8],
+    pub vendor_message_id: String,
+    pub request_hash: Vec<u8>,
     pub transaction_id: Uuid,
-    pub subject: Option<&'a str>,
+    pub subject: Option<String>,
     pub xdm: bool,
     pub final_delivery: bool,
-    pub metadata: &'a serde_json::Value,
-    pub mime: &'a PackedMime,
-    pub xdr_unique_id: Option<&'a str>,
-    pub xdr_source_id: Option<&'a str>,
-    pub xdr_patient_id: Option<&'a str>,
+    pub metadata: serde_json::Value,
+    pub mime: PackedMime,
+    pub xdr_unique_id: Option<String>,
+    pub xdr_source_id: Option<String>,
+    pub xdr_patient_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub timeout_at: DateTime<Utc>,
     /// As the vendor wrote them; one recipient row each, all starting SMTPINIT.
-    pub recipients: &'a [String],
-}
-
-/// What the statement checks before it writes, besides the messageId being new.
-pub struct SendChecks<'a> {
+    pub recipients: Vec<String>,
+    /// `(local part, domain)` of each recipient, in the order of `recipients`.
+    pub recipient_parts: Vec<(String, String)>,
     /// The stored secret hash the client was verified against; `None` when its credentials
     /// were checked against the database already in this request.
-    pub client_secret_hash: Option<&'a str>,
+    pub client_secret_hash: Option<String>,
     /// `(local part, domain)` of the sender.
-    pub from: (&'a str, &'a str),
-    /// `(local part, domain)` of each recipient, beside `NewMessage::recipients`.
-    pub recipient_parts: (&'a [&'a str], &'a [&'a str]),
+    pub from_parts: (String, String),
     /// The request's asmEnabled. The message was built for `final_delivery`, which must equal
     /// asmEnabled or the sender's timely-and-reliable setting.
     pub asm_enabled: bool,
 }
 
 /// The jobs an accepted message starts: a delivery job per recipient hosted here, due now, and
-/// the message's timeout job, due at `timeout_at`.
-pub struct SendJobs<'a> {
-    pub deliver_kind: &'a str,
+/// the message's timeout job, due at its `timeout_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct SendJobs {
+    pub deliver_kind: &'static str,
     pub deliver_max_attempts: i32,
-    pub deliver_run_at: DateTime<Utc>,
-    pub timeout_kind: &'a str,
+    pub timeout_kind: &'static str,
     pub timeout_max_attempts: i32,
 }
 
-/// What the statement found, and whether it wrote the message.
+/// What the statement found for one message, and whether it wrote it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SendOutcome {
-    /// False when the client is no longer active or its secret changed (or it is gone).
+    /// False when the client is no longer active or its secret changed; `None` when it is gone.
     pub client_ok: Option<bool>,
     /// `None` when the sending address is not hosted here.
     pub sender_status: Option<String>,
@@ -354,107 +350,202 @@ pub struct SendOutcome {
     /// The sender's timely-and-reliable setting (its own, else its organization's default).
     pub timely: Option<bool>,
     pub inserted: bool,
-    /// Workers woken (a delivery job was queued): 0 or 1.
-    pub notified: i64,
 }
 
-/// Checks and writes an accepted message in one statement: the client is still active with the
-/// secret it was verified against, the sending address is hosted, granted to the client,
-/// active and its organization Activated, and the message was built with the right
-/// final-delivery request; then, unless the messageId was used before, the message, its recipients (routed `local` when
-/// the address is hosted here) and its jobs are inserted. One statement is one round trip and
-/// commits on its own, so no transaction stays open while the gateway waits for its turn on
-/// the CPU. When a check fails nothing is written, and the returned columns say which; when
-/// nothing was written and every check held, the messageId was used before.
-/// Workers are woken (NOTIFY, delivered at commit) only when a delivery job is due now.
-pub async fn send_message(
+/// Checks and writes accepted messages, any number, in one statement. For each message: the
+/// client is still active with the secret it was verified against, the sending address is
+/// hosted, granted to the client, active and its organization Activated, and the message was
+/// built with the right final-delivery request; then, unless the messageId was used before,
+/// the message, its recipients (routed `local` when the address is hosted here) and its jobs
+/// are inserted. The checks run once per distinct client and sender, not once per message.
+/// One statement commits on its own, so no transaction stays open while the gateway waits for
+/// its turn on the CPU, and a failure writes nothing of any message. Outcomes come back in the
+/// order of `messages`. When a check fails nothing of that message is written, and its outcome
+/// says which; when nothing was written and every check held, the messageId was used before
+/// (also by an earlier message of the same call). Workers are woken (NOTIFY, delivered at
+/// commit) only when a delivery job is due now.
+pub async fn send_messages(
     db: &PgPool,
-    m: &NewMessage<'_>,
-    checks: &SendChecks<'_>,
-    jobs: &SendJobs<'_>,
-) -> Result<SendOutcome, sqlx::Error> {
-    sqlx::query_as(
-        "WITH c AS (
-             SELECT $27::text IS NULL OR (status = 'active' AND secret_hash = $27) AS ok
-             FROM api_clients WHERE id = $2),
+    messages: &[NewMessage],
+    jobs: SendJobs,
+) -> Result<Vec<SendOutcome>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        n: i32,
+        #[sqlx(flatten)]
+        outcome: SendOutcome,
+    }
+    let n: Vec<i32> = (0..messages.len() as i32).collect();
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+    let clients: Vec<Uuid> = messages.iter().map(|m| m.client_id).collect();
+    let secrets: Vec<Option<&str>> = messages
+        .iter()
+        .map(|m| m.client_secret_hash.as_deref())
+        .collect();
+    let from: Vec<&str> = messages.iter().map(|m| m.from_address.as_str()).collect();
+    let smtp_ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m.smtp_message_id.as_str())
+        .collect();
+    let sizes: Vec<i64> = messages.iter().map(|m| m.size_bytes).collect();
+    let vendor_ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m.vendor_message_id.as_str())
+        .collect();
+    let hashes: Vec<&[u8]> = messages.iter().map(|m| m.request_hash.as_slice()).collect();
+    let transactions: Vec<Uuid> = messages.iter().map(|m| m.transaction_id).collect();
+    let subjects: Vec<Option<&str>> = messages.iter().map(|m| m.subject.as_deref()).collect();
+    let xdm: Vec<bool> = messages.iter().map(|m| m.xdm).collect();
+    let final_delivery: Vec<bool> = messages.iter().map(|m| m.final_delivery).collect();
+    let metadata: Vec<sqlx::types::Json<&serde_json::Value>> = messages
+        .iter()
+        .map(|m| sqlx::types::Json(&m.metadata))
+        .collect();
+    let mime: Vec<&[u8]> = messages.iter().map(|m| m.mime.as_bytes()).collect();
+    let unique_ids: Vec<Option<&str>> = messages
+        .iter()
+        .map(|m| m.xdr_unique_id.as_deref())
+        .collect();
+    let source_ids: Vec<Option<&str>> = messages
+        .iter()
+        .map(|m| m.xdr_source_id.as_deref())
+        .collect();
+    let patient_ids: Vec<Option<&str>> = messages
+        .iter()
+        .map(|m| m.xdr_patient_id.as_deref())
+        .collect();
+    let created: Vec<DateTime<Utc>> = messages.iter().map(|m| m.created_at).collect();
+    let timeouts: Vec<DateTime<Utc>> = messages.iter().map(|m| m.timeout_at).collect();
+    let from_users: Vec<&str> = messages.iter().map(|m| m.from_parts.0.as_str()).collect();
+    let from_domains: Vec<&str> = messages.iter().map(|m| m.from_parts.1.as_str()).collect();
+    let asm: Vec<bool> = messages.iter().map(|m| m.asm_enabled).collect();
+    // Recipients flattened, each with the position of its message.
+    let mut rcpt_n = Vec::new();
+    let (mut rcpts, mut rcpt_users, mut rcpt_domains) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, m) in messages.iter().enumerate() {
+        for (r, (u, d)) in m.recipients.iter().zip(&m.recipient_parts) {
+            rcpt_n.push(i as i32);
+            rcpts.push(r.as_str());
+            rcpt_users.push(u.as_str());
+            rcpt_domains.push(d.as_str());
+        }
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH i AS (
+             SELECT * FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                                  $7::int8[], $8::text[], $9::bytea[], $10::uuid[], $11::text[], $12::bool[],
+                                  $13::bool[], $14::jsonb[], $15::bytea[], $16::text[], $17::text[], $18::text[],
+                                  $19::timestamptz[], $20::timestamptz[], $21::text[], $22::text[], $23::bool[])
+                 AS i(n, id, client_id, secret, from_address, smtp_message_id, size_bytes, vendor_message_id,
+                      request_hash, transaction_id, subject, xdm, final_delivery, metadata, mime,
+                      xdr_unique_id, xdr_source_id, xdr_patient_id, created_at, timeout_at,
+                      from_user, from_domain, asm)),
+         c AS (
+             SELECT k.client_id, k.secret,
+                    (SELECT k.secret IS NULL OR (a.status = 'active' AND a.secret_hash = k.secret)
+                     FROM api_clients a WHERE a.id = k.client_id) AS ok
+             FROM (SELECT DISTINCT client_id, secret FROM i) AS k),
          s AS (
-             SELECT a.status, o.id AS organization_id, o.status AS organization_status,
+             SELECT k.client_id, k.from_user, k.from_domain, a.status, o.id AS organization_id,
+                    o.status AS organization_status,
                     EXISTS (SELECT 1 FROM messaging_grants g
-                            WHERE g.organization_id = o.id AND g.client_id = $2) AS granted,
-                    coalesce(a.settings -> 'timely_and_reliable_flag',
-                             o.default_settings -> 'timely_and_reliable_flag') AS timely
-             FROM direct_addresses a JOIN organizations o ON o.id = a.organization_id
-             WHERE lower(a.domain) = lower($28) AND lower(a.username) = lower($29)),
+                            WHERE g.organization_id = o.id AND g.client_id = k.client_id) AS granted,
+                    CASE WHEN jsonb_typeof(t.flag) = 'boolean' THEN t.flag::boolean ELSE false END AS timely
+             FROM (SELECT DISTINCT client_id, from_user, from_domain FROM i) AS k
+             JOIN direct_addresses a
+               ON lower(a.domain) = lower(k.from_domain) AND lower(a.username) = lower(k.from_user)
+             JOIN organizations o ON o.id = a.organization_id
+             CROSS JOIN LATERAL (SELECT coalesce(a.settings -> 'timely_and_reliable_flag',
+                                                 o.default_settings -> 'timely_and_reliable_flag') AS flag) AS t),
          ok AS (
-             SELECT s.organization_id FROM s, c
+             SELECT i.n, s.organization_id
+             FROM i
+             JOIN c ON c.client_id = i.client_id AND c.secret IS NOT DISTINCT FROM i.secret
+             JOIN s ON s.client_id = i.client_id AND s.from_user = i.from_user AND s.from_domain = i.from_domain
              WHERE c.ok AND s.granted AND s.status = 'active' AND s.organization_status = 'Activated'
-               AND ($30 OR coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false)) = $11),
+               AND (i.asm OR s.timely) = i.final_delivery),
          x AS (
-             SELECT x.r, CASE WHEN EXISTS (
+             SELECT x.n, x.r, CASE WHEN EXISTS (
                          SELECT 1 FROM direct_addresses a
                          WHERE lower(a.domain) = lower(x.d) AND lower(a.username) = lower(x.u))
                      THEN 'local' ELSE 'remote' END AS route
-             FROM unnest($19::text[], $20::text[], $21::text[]) AS x(r, u, d)),
+             FROM unnest($24::int4[], $25::text[], $26::text[], $27::text[]) AS x(n, r, u, d)),
          m AS (
              INSERT INTO messages (id, direction, client_id, organization_id, from_address, smtp_message_id,
                  size_bytes, vendor_message_id, request_hash, transaction_id, subject, xdm, final_delivery,
                  metadata, mime, xdr_message_id, xdr_unique_id, xdr_source_id, xdr_patient_id, created_at, timeout_at)
-             SELECT $1, 'outbound', $2, ok.organization_id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $6,
-                    $14, $15, $16, $17, $18
-             FROM ok
+             SELECT i.id, 'outbound', i.client_id, ok.organization_id, i.from_address, i.smtp_message_id,
+                    i.size_bytes, i.vendor_message_id, i.request_hash, i.transaction_id, i.subject, i.xdm,
+                    i.final_delivery, i.metadata, i.mime, i.vendor_message_id, i.xdr_unique_id,
+                    i.xdr_source_id, i.xdr_patient_id, i.created_at, i.timeout_at
+             FROM i JOIN ok ON ok.n = i.n
+             ORDER BY i.n
              ON CONFLICT (client_id, vendor_message_id) WHERE vendor_message_id IS NOT NULL DO NOTHING
              RETURNING id),
+         w AS (SELECT i.n, i.id, i.created_at, i.timeout_at FROM m JOIN i ON i.id = m.id),
          r AS (
              INSERT INTO message_recipients (message_id, recipient, status, route, updated_at)
-             SELECT m.id, x.r, 'SMTPINIT', x.route, $17 FROM m, x),
+             SELECT w.id, x.r, 'SMTPINIT', x.route, w.created_at FROM w JOIN x ON x.n = w.n),
          d AS (
              INSERT INTO jobs (kind, payload, max_attempts, run_at)
-             SELECT $22, jsonb_build_object('message_id', m.id, 'recipient', x.r), $23, $24
-             FROM m, x WHERE x.route = 'local'
+             SELECT $28, jsonb_build_object('message_id', w.id, 'recipient', x.r), $29, now()
+             FROM w JOIN x ON x.n = w.n WHERE x.route = 'local'
              RETURNING id),
          t AS (
              INSERT INTO jobs (kind, payload, max_attempts, run_at)
-             SELECT $25, jsonb_build_object('message_id', m.id), $26, $18 FROM m),
-         n AS (SELECT pg_notify($31, '') WHERE EXISTS (SELECT 1 FROM d))
-         SELECT (SELECT ok FROM c) AS client_ok,
-                s.status AS sender_status, s.organization_status, s.granted,
-                coalesce(jsonb_typeof(s.timely) = 'boolean' AND s.timely::boolean, false) AS timely,
-                EXISTS (SELECT 1 FROM m) AS inserted, (SELECT count(*) FROM n) AS notified
-         FROM (SELECT 1) AS one LEFT JOIN s ON true",
+             SELECT $30, jsonb_build_object('message_id', w.id), $31, w.timeout_at FROM w),
+         wake AS (SELECT pg_notify($32, '') WHERE EXISTS (SELECT 1 FROM d))
+         SELECT i.n, c.ok AS client_ok, s.status AS sender_status, s.organization_status, s.granted,
+                s.timely, EXISTS (SELECT 1 FROM w WHERE w.n = i.n) AS inserted,
+                (SELECT count(*) FROM wake) AS woken
+         FROM i
+         LEFT JOIN c ON c.client_id = i.client_id AND c.secret IS NOT DISTINCT FROM i.secret
+         LEFT JOIN s ON s.client_id = i.client_id AND s.from_user = i.from_user AND s.from_domain = i.from_domain
+         ORDER BY i.n",
     )
-    .bind(m.id)
-    .bind(m.client_id)
-    .bind(m.from_address)
-    .bind(m.smtp_message_id)
-    .bind(m.size_bytes)
-    .bind(m.vendor_message_id)
-    .bind(m.request_hash)
-    .bind(m.transaction_id)
-    .bind(m.subject)
-    .bind(m.xdm)
-    .bind(m.final_delivery)
-    .bind(m.metadata)
-    .bind(m.mime.as_bytes())
-    .bind(m.xdr_unique_id)
-    .bind(m.xdr_source_id)
-    .bind(m.xdr_patient_id)
-    .bind(m.created_at)
-    .bind(m.timeout_at)
-    .bind(m.recipients)
-    .bind(checks.recipient_parts.0)
-    .bind(checks.recipient_parts.1)
+    .bind(&n)
+    .bind(&ids)
+    .bind(&clients)
+    .bind(&secrets)
+    .bind(&from)
+    .bind(&smtp_ids)
+    .bind(&sizes)
+    .bind(&vendor_ids)
+    .bind(&hashes)
+    .bind(&transactions)
+    .bind(&subjects)
+    .bind(&xdm)
+    .bind(&final_delivery)
+    .bind(&metadata)
+    .bind(&mime)
+    .bind(&unique_ids)
+    .bind(&source_ids)
+    .bind(&patient_ids)
+    .bind(&created)
+    .bind(&timeouts)
+    .bind(&from_users)
+    .bind(&from_domains)
+    .bind(&asm)
+    .bind(&rcpt_n)
+    .bind(&rcpts)
+    .bind(&rcpt_users)
+    .bind(&rcpt_domains)
     .bind(jobs.deliver_kind)
     .bind(jobs.deliver_max_attempts)
-    .bind(jobs.deliver_run_at)
     .bind(jobs.timeout_kind)
     .bind(jobs.timeout_max_attempts)
-    .bind(checks.client_secret_hash)
-    .bind(checks.from.1)
-    .bind(checks.from.0)
-    .bind(checks.asm_enabled)
     .bind(super::jobs::NOTIFY_CHANNEL)
-    .fetch_one(db)
-    .await
+    .fetch_all(db)
+    .await?;
+    // One row per message, in order: anything else is a broken statement, not a refusal.
+    if rows.len() != messages.len() || rows.iter().enumerate().any(|(i, r)| r.n != i as i32) {
+        return Err(sqlx::Error::Protocol(format!(
+            "the send statement answered {} rows for {} messages",
+            rows.len(),
+            messages.len()
+        )));
+    }
+    Ok(rows.into_iter().map(|r| r.outcome).collect())
 }
 
 /// What delivery jobs need of a message.

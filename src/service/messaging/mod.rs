@@ -3,6 +3,7 @@
 //! `delivery` holds the jobs that move it on; `admin` the grants, endpoints and tokens.
 
 pub mod admin;
+pub mod batch;
 pub mod delivery;
 pub mod inbound;
 
@@ -23,7 +24,7 @@ use crate::domain::messaging::{SendRequest, Status};
 use crate::domain::pki::organization_status;
 use crate::error::{AppError, AppResult};
 use crate::jobs::RetryPolicy;
-use crate::store::messaging::{self as sql, NewMessage};
+use crate::store::messaging::{self as sql, NewMessage, SendJobs};
 use crate::store::packed_mime::PackedMime;
 use crate::webhooks::Pusher;
 
@@ -42,6 +43,8 @@ pub struct MessagingContext {
     pub retry: RetryPolicy,
     /// Each sender's timely-and-reliable setting as last seen, to build its next message with.
     pub timely: SenderSettings,
+    /// Writes accepted messages, started on the first send (it needs the pool and a runtime).
+    batcher: std::sync::OnceLock<batch::SendBatcher>,
 }
 
 /// The timely-and-reliable setting of senders, as the send statement last reported it. A
@@ -82,7 +85,30 @@ impl MessagingContext {
             },
             retry: RetryPolicy::from_config(&config.jobs),
             timely: SenderSettings::default(),
+            batcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Accepted messages waiting for their turn to be written (see `batch`).
+    pub fn waiting_sends(&self) -> usize {
+        self.batcher.get().map_or(0, batch::SendBatcher::waiting)
+    }
+
+    fn batcher(&self, db: &PgPool) -> &batch::SendBatcher {
+        self.batcher.get_or_init(|| {
+            let jobs = SendJobs {
+                deliver_kind: delivery::DELIVER_JOB,
+                deliver_max_attempts: self.delivery_retry.max_attempts(),
+                timeout_kind: delivery::TIMEOUT_JOB,
+                timeout_max_attempts: self.retry.max_attempts(),
+            };
+            batch::SendBatcher::start(
+                db,
+                jobs,
+                self.config.max_send_batch,
+                self.config.send_statements_in_flight,
+            )
+        })
     }
 }
 
@@ -139,11 +165,6 @@ pub async fn send(
     let from = req.from.to_string();
     let from_key = from.to_ascii_lowercase();
     let recipients: Vec<String> = req.to.iter().map(ToString::to_string).collect();
-    let (users, domains): (Vec<&str>, Vec<&str>) = req
-        .to
-        .iter()
-        .map(|a| (a.local_part(), a.domain().as_str()))
-        .unzip();
     // The message must be built before the statement that reads the sender's settings, so it
     // is built with the setting last seen for this sender; the statement refuses a mismatch,
     // and then it is built again.
@@ -184,45 +205,41 @@ pub async fn send(
             .map_err(anyhow::Error::from)??
         };
 
-        let metadata = Value::Object(req.metadata.clone());
-        let out = sql::send_message(
-            db,
-            &NewMessage {
+        let out = ctx
+            .batcher(db)
+            .send(NewMessage {
                 id,
                 client_id: client,
-                from_address: &from,
-                smtp_message_id: &smtp_message_id,
+                from_address: from.clone(),
+                smtp_message_id,
                 size_bytes: mime_len as i64,
-                vendor_message_id: &req.message_id,
-                request_hash: &request_hash,
+                vendor_message_id: req.message_id.clone(),
+                request_hash: request_hash.clone(),
                 transaction_id,
-                subject: req.subject.as_deref(),
+                subject: req.subject.clone(),
                 xdm: req.xdm,
                 final_delivery,
-                metadata: &metadata,
-                mime: &mime,
-                xdr_unique_id: req.xdm.then_some(unique_id.as_str()),
-                xdr_source_id: req.xdm.then_some(ctx.config.xdm_source_id.as_str()),
-                xdr_patient_id: patient_cx.as_deref(),
+                metadata: Value::Object(req.metadata.clone()),
+                mime,
+                xdr_unique_id: req.xdm.then(|| unique_id.clone()),
+                xdr_source_id: req.xdm.then(|| ctx.config.xdm_source_id.clone()),
+                xdr_patient_id: patient_cx,
                 created_at: now,
                 timeout_at: now + ctx.config.timeout,
-                recipients: &recipients,
-            },
-            &sql::SendChecks {
-                client_secret_hash: confirm,
-                from: (req.from.local_part(), req.from.domain().as_str()),
-                recipient_parts: (&users, &domains),
+                recipients: recipients.clone(),
+                recipient_parts: req
+                    .to
+                    .iter()
+                    .map(|a| (a.local_part().to_owned(), a.domain().as_str().to_owned()))
+                    .collect(),
+                client_secret_hash: confirm.map(str::to_owned),
+                from_parts: (
+                    req.from.local_part().to_owned(),
+                    req.from.domain().as_str().to_owned(),
+                ),
                 asm_enabled: req.asm_enabled,
-            },
-            &sql::SendJobs {
-                deliver_kind: delivery::DELIVER_JOB,
-                deliver_max_attempts: ctx.delivery_retry.max_attempts(),
-                deliver_run_at: Utc::now(),
-                timeout_kind: delivery::TIMEOUT_JOB,
-                timeout_max_attempts: ctx.retry.max_attempts(),
-            },
-        )
-        .await?;
+            })
+            .await?;
         if out.inserted {
             metrics::counter!("gateway_messages_accepted_total").increment(1);
             return Ok(Sent::Accepted(SendReply::accepted(

@@ -1,6 +1,7 @@
 //! REST messaging over real HTTP: two provisioned organizations, a sending vendor A and a
 //! receiving vendor B whose servers are real listeners on 127.0.0.1.
 
+mod batching;
 mod crash;
 mod delivery;
 mod end_to_end;
