@@ -72,9 +72,10 @@ impl SendBatcher {
     pub async fn send(&self, message: NewMessage) -> AppResult<SendOutcome> {
         let (reply, answer) = oneshot::channel();
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.queue
-            .send(Pending { message, reply })
-            .map_err(|_| anyhow::anyhow!("the send writer has stopped"))?;
+        if self.queue.send(Pending { message, reply }).is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(anyhow::anyhow!("the send writer has stopped").into());
+        }
         answer
             .await
             .map_err(|_| anyhow::anyhow!("the send writer dropped a message"))?
