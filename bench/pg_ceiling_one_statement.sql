@@ -1,6 +1,6 @@
--- The same rows as pg_ceiling.sql (one message, one recipient, one timeout job), written the
--- way the gateway writes them: one statement whose data-modifying CTEs commit together, with
--- no BEGIN/COMMIT round trips. Same variables, same bench_payload row; run with -M prepared.
+-- The same rows as pg_ceiling.sql (one message, one recipient, one timeout job), written in
+-- one statement whose data-modifying CTEs commit together, with no BEGIN/COMMIT round trips,
+-- as the gateway writes a send that arrives alone. Same variables, same bench_payload row; run with -M prepared.
 WITH clock AS (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms,
                       gen_random_uuid()::text AS r),
 v AS (SELECT (substr(clock.ms, 1, 8) || '-' || substr(clock.ms, 9, 4) || '-7' || substr(clock.r, 16, 3) || substr(clock.r, 19))::uuid AS id, gen_random_uuid()::text AS vendor_id FROM clock),

@@ -27,8 +27,9 @@
 //!    cluster (as the postgres OS user when we are root) with two scripts that each write
 //!    what one accepted send commits, the MIME copied from a helper table filled from a message
 //!    the gateway accepted: bench/pg_ceiling.sql (a statement per row in one transaction) and
-//!    bench/pg_ceiling_one_statement.sql (one statement, as the gateway writes). The ceiling
-//!    is the faster of the two;
+//!    bench/pg_ceiling_one_statement.sql (one statement per send; the gateway writes the
+//!    sends that arrive together in one statement). Both run with generic plans, as the
+//!    gateway's send connections do. The ceiling is the faster of the two;
 //! 7. diagnostic: 64 simultaneous first requests on a cold server (argon2id cache empty);
 //! 8. prints one line per measurement and a markdown summary, stops the server and the
 //!    cluster and removes the temp folder.
@@ -1073,8 +1074,8 @@ impl Pgbench<'_> {
         } else {
             Command::new(&self.program)
         };
-        // Generic plans, as the gateway's send connections use: never slower than planning
-        // each call anew, so the ceiling is not lowered by planning the gateway does not do.
+        // Generic plans, as the gateway's send connections use, so the ceiling does not pay
+        // for planning each call anew, which the gateway does not do.
         cmd.env("PGOPTIONS", "-c plan_cache_mode=force_generic_plan")
             .args(["-n", "-M", "prepared", "-j", "2"])
             .arg("-c")
