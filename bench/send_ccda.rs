@@ -40,7 +40,9 @@
 //! Every measurement line also gives the CPU per request of server, PostgreSQL and client,
 //! WAL per request, checkpoints and autovacuum runs in the window, and what PostgreSQL's busy
 //! backends were doing (pg_stat_activity sampled every 20 ms). The client runs in this
-//! process: client, server and PostgreSQL share the machine's cores.
+//! process: client, server and PostgreSQL share the machine's cores. The client keeps the
+//! memory it frees, as the gateway does (`memory::keep_freed_memory`), so that its own page
+//! faults do not add to the latency it measures.
 //!
 //! Knobs (for investigating; recorded results use none of them):
 //! - `SEND_CCDA_SECONDS=5`: shorter closed-loop and pgbench windows (default 15);
@@ -88,6 +90,7 @@ const SMALL_BYTES: usize = 2 * 1024;
 const SEND_PATH: &str = "/MessagingAPI/dirmsg/send_ccda";
 
 fn main() -> anyhow::Result<()> {
+    hisp_gateway::memory::keep_freed_memory();
     hisp_gateway::install_crypto_provider();
     let root = std::env::temp_dir().join(format!("hisp-gateway-send-ccda-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;

@@ -15,6 +15,8 @@ use anyhow::{Context, bail};
 use nix::unistd::{Gid, Uid, User};
 use sqlx::postgres::PgConnectOptions;
 
+use crate::memory;
+
 /// The port only names the socket file; with `listen_addresses = ''` no TCP port is opened.
 const PORT: u16 = 5432;
 /// Unix socket paths are limited to about 107 bytes on Linux.
@@ -69,14 +71,22 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
         pg.clear_stale_lock_files()?;
-        pg.pg_ctl(&[
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            &pg.log_file().to_string_lossy(),
-        ])
+        // An operator's own GLIBC_TUNABLES (inherited) is left as it is.
+        let tunables = match std::env::var_os("GLIBC_TUNABLES") {
+            None => vec![("GLIBC_TUNABLES", memory::glibc_tunables())],
+            Some(_) => vec![],
+        };
+        pg.pg_ctl_with(
+            &tunables,
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                &pg.log_file().to_string_lossy(),
+            ],
+        )
         .context("starting the embedded PostgreSQL")?;
         pg.started_by_us = true;
         tracing::info!(data_dir = %pg.data_dir.display(), "embedded PostgreSQL started");
@@ -269,8 +279,13 @@ impl EmbeddedPostgres {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        self.pg_ctl_with(&[], args)
+    }
+
+    fn pg_ctl_with(&self, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<()> {
         let out = self
             .command(self.bin_dir.join("pg_ctl"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-D")
             .arg(&self.data_dir)
             .args(args)
