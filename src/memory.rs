@@ -15,7 +15,7 @@ const MMAP_THRESHOLD: usize = 32 << 20;
 /// Free memory at the top of a heap is returned past this size only.
 const TRIM_THRESHOLD: usize = 512 << 20;
 
-/// One heap per core rather than glibc's eight: every heap keeps its own freed memory and
+/// One heap per core rather than glibc's eight per core: every heap keeps its own freed memory and
 /// faults in its own pages, and the many short-lived threads of the blocking pool would
 /// otherwise spread one request's buffers over many of them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -27,11 +27,17 @@ fn arenas() -> libc::c_int {
 /// other threads start.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
+    set();
+}
+
+/// Whether glibc took every setting.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn set() -> bool {
+    // SAFETY: mallopt only changes allocator parameters.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
-        libc::mallopt(libc::M_ARENA_MAX, arenas());
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) == 1
+            && libc::mallopt(libc::M_ARENA_MAX, arenas()) == 1
     }
 }
 
@@ -41,4 +47,32 @@ pub fn glibc_tunables() -> String {
     format!(
         "glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:glibc.malloc.trim_threshold={TRIM_THRESHOLD}"
     )
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    /// glibc marks a block that got a mapping of its own with bit 1 of the size word just
+    /// before it (IS_MMAPPED); such a block goes back to the kernel when freed.
+    fn has_own_mapping(block: *mut libc::c_void) -> bool {
+        // SAFETY: glibc keeps a size word before every block it returns.
+        unsafe { *(block as *const usize).sub(1) & 2 != 0 }
+    }
+
+    #[test]
+    fn glibc_takes_the_settings_and_serves_large_blocks_from_the_heap() {
+        assert!(super::set());
+        // SAFETY: plain malloc/free of blocks this test owns.
+        unsafe {
+            let large = libc::malloc(24 << 20);
+            assert!(!large.is_null());
+            let mapped = has_own_mapping(large);
+            libc::free(large);
+            assert!(!mapped, "24 MiB is under the threshold: from the heap");
+            let huge = libc::malloc(40 << 20);
+            assert!(!huge.is_null());
+            let mapped = has_own_mapping(huge);
+            libc::free(huge);
+            assert!(mapped, "40 MiB is over it: a mapping of its own");
+        }
+    }
 }
