@@ -65,11 +65,16 @@ async fn queued_behind_one(
     (first, rest)
 }
 
-#[tokio::test]
-async fn sends_that_wait_together_are_written_together_and_each_answered_its_own() {
+/// One statement in flight, so that every send queued behind the first goes into the next.
+async fn one_statement_at_a_time() -> World {
     let mut opts = TestOptions::default();
     opts.config.messaging.send_statements_in_flight = 1;
-    let w = World::with(opts).await;
+    World::with(opts).await
+}
+
+#[tokio::test]
+async fn sends_that_wait_together_are_written_together_and_each_answered_its_own() {
+    let w = one_statement_at_a_time().await;
     let db = &w.f.app.db.pool;
 
     let mut sends: Vec<(&(Uuid, String), Value)> = (0..6)
@@ -95,14 +100,7 @@ async fn sends_that_wait_together_are_written_together_and_each_answered_its_own
         "a replay gets the first reply"
     );
     let (status, v) = &replies[9];
-    assert_eq!(*status, 403, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("may send from"),
-        "{v}"
-    );
+    assert_refused(*status, v, 403, "may send from");
 
     // Everything that queued went in one statement: its rows share one transaction.
     let transactions: i64 = sqlx::query_scalar(
@@ -146,9 +144,7 @@ async fn sends_that_wait_together_are_written_together_and_each_answered_its_own
 
 #[tokio::test]
 async fn a_message_the_database_rejects_fails_alone() {
-    let mut opts = TestOptions::default();
-    opts.config.messaging.send_statements_in_flight = 1;
-    let w = World::with(opts).await;
+    let w = one_statement_at_a_time().await;
     let db = &w.f.app.db.pool;
     // The database refuses any statement that writes a message with this subject.
     sqlx::query(

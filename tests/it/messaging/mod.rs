@@ -249,6 +249,13 @@ impl World {
     }
 }
 
+/// A refusal with `status` whose error message says `says`.
+pub fn assert_refused(status: u16, v: &Value, want: u16, says: &str) {
+    assert_eq!(status, want, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{v}");
+}
+
 pub fn assert_signed(r: &Received, key: &SigningKey) {
     let id = r.header("webhook-id");
     let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
