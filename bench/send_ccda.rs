@@ -53,7 +53,12 @@
 //!   each measurement, the statements that took the most time and how often they were
 //!   planned (costs some throughput);
 //! - `SEND_CCDA_FRESH_WAL=1`: skip the WAL warm-up, to see a brand-new cluster, which
-//!   zero-fills each new 16 MiB WAL segment while commits wait.
+//!   zero-fills each new 16 MiB WAL segment while commits wait;
+//! - `SEND_CCDA_LATENCIES=FILE`: write each open-loop request's scheduled time (µs since the
+//!   epoch), latency (µs) and whether it was accepted, a line each, warm-up included;
+//! - `SEND_CCDA_OPEN_RATE=1000`: the open loop's rate, instead of half the best closed loop's;
+//! - `SEND_CCDA_PG="shared_buffers = '256MB'; bgwriter_delay = '10ms'"`: PostgreSQL settings
+//!   to try, set with ALTER SYSTEM over the embedded cluster's own before the measurements.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -103,14 +108,22 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut pg = EmbeddedPostgres::start(&options)?;
     let mut result = Ok(());
+    let mut settings: Vec<String> = extra_settings();
     if statements_wanted() {
-        // pg_stat_statements must be preloaded: set it, then restart the cluster.
+        // pg_stat_statements must be preloaded.
+        settings.push("shared_preload_libraries = 'pg_stat_statements'".into());
+    }
+    if !settings.is_empty() {
+        // Settings that only take effect at start: set them, then restart the cluster.
         result = runtime.block_on(async {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect_with(&pg.connect_options("postgres")).await?;
-            sqlx::raw_sql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-                .execute(&mut c)
-                .await?;
+            for setting in &settings {
+                // The operator typed these settings for their own throwaway cluster.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER SYSTEM SET {setting}")))
+                    .execute(&mut c)
+                    .await?;
+            }
             c.close().await?;
             anyhow::Ok(())
         });
@@ -129,6 +142,17 @@ fn main() -> anyhow::Result<()> {
 /// time statement by statement (pg_stat_statements; it costs a little throughput).
 fn statements_wanted() -> bool {
     std::env::var("SEND_CCDA_STATEMENTS").is_ok_and(|v| v == "1")
+}
+
+/// `SEND_CCDA_PG="a = 1; b = 'x'"`: PostgreSQL settings to try, set with ALTER SYSTEM before
+/// the measurements (the embedded cluster's own settings are in `store/embedded.rs`).
+fn extra_settings() -> Vec<String> {
+    std::env::var("SEND_CCDA_PG")
+        .unwrap_or_default()
+        .split(';')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// `SEND_CCDA_ONLY=text2k` runs only the parts whose name contains the value: the payloads
@@ -922,8 +946,26 @@ async fn open_loop(
     let mut samples = Vec::new();
     // When the requests slower than the p99 target were scheduled: second of the window.
     let mut slow_seconds = std::collections::BTreeMap::<u64, usize>::new();
+    // The same for the warm-up, by its own second: what a freshly started gateway goes through.
+    let mut slow_warming = std::collections::BTreeMap::<u64, usize>::new();
+    let mut dump = std::env::var_os("SEND_CCDA_LATENCIES")
+        .and_then(|path| std::fs::File::create(path).ok())
+        .map(std::io::BufWriter::new);
+    let wall_start = std::time::SystemTime::now() - start.elapsed();
     for t in dispatcher.await.expect("the dispatcher panicked") {
         let (at, lat, r) = t.await.expect("a client task panicked");
+        if let Some(out) = dump.as_mut() {
+            use std::io::Write;
+            let wall = wall_start + (at - start);
+            let us = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros();
+            let _ = writeln!(out, "{us} {} {}", lat.as_micros(), r.is_ok());
+        }
+        if at < from && lat > P99_TARGET {
+            *slow_warming.entry((at - start).as_secs()).or_default() += 1;
+        }
         if at >= from && at < until {
             if lat > P99_TARGET {
                 *slow_seconds.entry((at - from).as_secs()).or_default() += 1;
@@ -940,12 +982,18 @@ async fn open_loop(
         .map(|(s, n)| format!("{s}s:{n}"))
         .collect::<Vec<_>>()
         .join(" ");
+    let warming = slow_warming
+        .iter()
+        .map(|(s, n)| format!("{s}s:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     (
         summarize(samples, window),
         max_in_flight.load(Ordering::Relaxed) as usize,
         format!(
-            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}]",
-            P99_TARGET.as_millis()
+            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}])",
+            P99_TARGET.as_millis(),
+            WARMUP.as_secs()
         ),
         worst,
         s0,
@@ -1599,7 +1647,10 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             });
         }
 
-        let half = best / 2.0;
+        let half = std::env::var("SEND_CCDA_OPEN_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok())
+            .unwrap_or(best / 2.0);
         let (server, target) = bench.warm_start(p).await?;
         let probe = bench.probe(&server);
         let log = root.join("pg").join("server.log");

@@ -86,6 +86,9 @@ pub struct MessagingConfig {
     /// (per replica). Messages that arrive while they run wait and go together in the next.
     pub max_send_batch: usize,
     pub send_statements_in_flight: usize,
+    /// While a statement runs, how long the next waits for more messages to go with it.
+    #[serde(with = "humantime_serde")]
+    pub send_linger: Duration,
     /// Lifetime of an OAuth2 access token.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,

@@ -112,8 +112,13 @@ impl EmbeddedPostgres {
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        Self::connect_options_at(&self.data_dir, database)
+    }
+
+    /// How to reach the cluster of `data_dir` (running, started by anyone) as its superuser.
+    pub fn connect_options_at(data_dir: &Path, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
-            .socket(&self.socket_dir)
+            .socket(socket_dir_for(data_dir))
             .port(PORT)
             .username(SUPERUSER)
             .database(database)
@@ -237,14 +242,35 @@ impl EmbeddedPostgres {
             // accepts C-CDAs, and every checkpoint makes the next writes to each page carry a
             // full copy of it.
             s.push_str("max_wal_size = 4GB\n");
-            // PostgreSQL's 128MB holds about two seconds of accepted C-CDAs. Past that, a
-            // backend that needs a fresh page first writes out somebody's dirty one, often
-            // while it holds the lock that extends the table, and the others queue behind it.
-            // A quarter of memory, as PostgreSQL's own tuning advice has it, capped so the
-            // gateway stays a good neighbour; wal_buffers follows (16MB from 512MB up).
-            if let Some(mb) = shared_buffers_mb() {
-                s.push_str(&format!("shared_buffers = {mb}MB\n"));
-            }
+            // Dirty pages must reach the disk within seconds, a little at a time. PostgreSQL
+            // 15 writes zeros for every page a table grows by, and the kernel keeps those dirty
+            // until its 30 s flush; while data stays in shared buffers for longer than that
+            // (2GB of them held a minute of C-CDAs), the flush writes hundreds of MB at once
+            // and every commit's WAL flush waits behind it: p99 127–531 ms at half the
+            // maximum rate, against 61–111 ms with these settings (BENCHMARKS.md, run J).
+            // PostgreSQL's own 128MB of buffers, and a background writer that keeps cleaning
+            // ahead of the backends (so they rarely write a page themselves) and asks the
+            // kernel to write what it wrote at once.
+            s.push_str(
+                "shared_buffers = 128MB
+",
+            );
+            s.push_str(
+                "bgwriter_delay = 10ms
+bgwriter_lru_maxpages = 1000
+",
+            );
+            s.push_str(
+                "bgwriter_lru_multiplier = 4
+bgwriter_flush_after = 256kB
+",
+            );
+            // Vacuuming the big insert-only tables at PostgreSQL's pace took most of a core for
+            // seconds, and sends queued behind it; a tenth of that pace keeps up with them.
+            s.push_str(
+                "autovacuum_vacuum_cost_delay = 10ms
+",
+            );
         }
         let path = self.data_dir.join("gateway.conf");
         fs::write(&path, s)?;
@@ -414,24 +440,6 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A quarter of the machine's memory, between PostgreSQL's default 128MB and 2GB; `None` where
-/// the memory size cannot be read, which keeps PostgreSQL's default.
-fn shared_buffers_mb() -> Option<u64> {
-    shared_buffers_for(&fs::read_to_string("/proc/meminfo").ok()?)
-}
-
-fn shared_buffers_for(meminfo: &str) -> Option<u64> {
-    let kb: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some((kb / 1024 / 4).clamp(128, 2048))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,15 +464,5 @@ mod tests {
     #[test]
     fn identifiers_are_quoted() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
-
-    #[test]
-    fn a_quarter_of_memory_within_bounds() {
-        let mem = |kb: u64| format!("MemFree:  1 kB\nMemTotal:       {kb} kB\n");
-        assert_eq!(shared_buffers_for(&mem(4 * 1024 * 1024)), Some(1024));
-        assert_eq!(shared_buffers_for(&mem(256 * 1024)), Some(128));
-        assert_eq!(shared_buffers_for(&mem(64 * 1024 * 1024)), Some(2048));
-        assert_eq!(shared_buffers_for("MemTotal: lots\n"), None);
-        assert_eq!(shared_buffers_for(""), None);
     }
 }

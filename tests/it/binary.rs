@@ -61,6 +61,21 @@ async fn whoami(p: &GatewayProcess, id: &str, secret: &str) -> reqwest::StatusCo
         .status()
 }
 
+/// The settings of the running cluster of `data_dir`, as SHOW prints them.
+async fn settings_of(data_dir: &Path) -> std::collections::HashMap<String, String> {
+    use sqlx::Connection;
+    let options =
+        hisp_gateway::store::embedded::EmbeddedPostgres::connect_options_at(data_dir, "postgres");
+    let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, current_setting(name) FROM pg_settings ")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    rows.into_iter().collect()
+}
+
 #[tokio::test]
 async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     let dir = tempfile::Builder::new()
@@ -108,6 +123,24 @@ async fn without_database_url_it_runs_its_own_postgres_and_keeps_the_data() {
     wait_ready(&second.url("/readyz")).await;
     assert_eq!(whoami(&second, &id, &secret).await, 200);
     assert!(!second.stdout().contains("Demo data seeded"));
+    // The cluster runs with the gateway's settings for writing pages out steadily.
+    let settings = settings_of(&data).await;
+    for (name, value) in [
+        ("shared_buffers", "128MB"),
+        ("bgwriter_delay", "10ms"),
+        ("bgwriter_lru_maxpages", "1000"),
+        ("bgwriter_flush_after", "256kB"),
+        ("backend_flush_after", "256kB"),
+        ("autovacuum_vacuum_cost_delay", "10ms"),
+        ("fsync", "on"),
+        ("synchronous_commit", "on"),
+    ] {
+        assert_eq!(
+            settings.get(name).map(String::as_str),
+            Some(value),
+            "{name}"
+        );
+    }
     // The gateway crashes; its database (own process group) keeps running, orphaned.
     second.crash();
     assert!(data.join("postmaster.pid").exists());

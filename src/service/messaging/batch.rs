@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -29,8 +30,15 @@ struct Pending {
 
 impl SendBatcher {
     /// Starts the writing task on the current runtime. `max_batch` messages go in one statement
-    /// at most, and at most `in_flight` statements run at once.
-    pub fn start(db: &sqlx::PgPool, jobs: SendJobs, max_batch: usize, in_flight: usize) -> Self {
+    /// at most, and at most `in_flight` statements run at once. While one runs, the next waits
+    /// up to `linger` for more messages to go with it.
+    pub fn start(
+        db: &sqlx::PgPool,
+        jobs: SendJobs,
+        max_batch: usize,
+        in_flight: usize,
+        linger: Duration,
+    ) -> Self {
         let db = send_pool(db, in_flight);
         let (queue, mut queued) = mpsc::unbounded_channel::<Pending>();
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -45,9 +53,20 @@ impl SendBatcher {
                     return;
                 };
                 let mut batch = vec![first];
+                // Another statement is running: the gateway is busy, and a few more sends
+                // are likely within `linger`. Going with them costs each send much less of
+                // PostgreSQL's time than a statement of its own (BENCHMARKS.md).
+                let busy = turns.available_permits() + 1 < in_flight;
+                let until = tokio::time::Instant::now() + linger;
                 while batch.len() < max_batch {
                     match queued.try_recv() {
                         Ok(next) => batch.push(next),
+                        Err(_) if busy && !linger.is_zero() => {
+                            match tokio::time::timeout_at(until, queued.recv()).await {
+                                Ok(Some(next)) => batch.push(next),
+                                _ => break,
+                            }
+                        }
                         Err(_) => break,
                     }
                 }

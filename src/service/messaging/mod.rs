@@ -107,6 +107,7 @@ impl MessagingContext {
                 jobs,
                 self.config.max_send_batch,
                 self.config.send_statements_in_flight,
+                self.config.send_linger,
             )
         })
     }

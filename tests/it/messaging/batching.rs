@@ -188,3 +188,99 @@ async fn a_message_the_database_rejects_fails_alone() {
     );
     assert_eq!(count(db, "message_recipients").await, 5);
 }
+
+/// Two statements in flight, and the next one waits `linger` for company.
+async fn lingering(linger: Duration) -> World {
+    let mut opts = TestOptions::default();
+    opts.config.messaging.send_statements_in_flight = 2;
+    opts.config.messaging.send_linger = linger;
+    World::with(opts).await
+}
+
+#[tokio::test]
+async fn an_idle_gateway_writes_a_send_at_once_whatever_the_linger() {
+    let w = lingering(Duration::from_secs(60)).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        w.send(&message("alone", BEN, false)),
+    )
+    .await
+    .expect("answered without waiting out the linger");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn while_a_statement_runs_the_next_waits_for_more_sends() {
+    let w = lingering(Duration::from_secs(2)).await;
+    let db = &w.f.app.db.pool;
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE messages IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let lock_waiters = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap()
+    };
+    let until_waiters = |n: i64| async move {
+        let wait = async {
+            while lock_waiters().await < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the statements reached the database");
+    };
+
+    let (first_body, x_body, y_body) = (
+        message("linger-first", BEN, false),
+        message("linger-x", BEN, false),
+        message("linger-y", BEN, false),
+    );
+    let first = w.send(&first_body);
+    let later = async {
+        // The first send's statement is running (held by the lock): the gateway is busy.
+        until_waiters(1).await;
+        let x = w.send(&x_body);
+        let y = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            w.send(&y_body).await
+        };
+        tokio::join!(x, y)
+    };
+    let release = async {
+        // The first statement and the one that waited for company.
+        until_waiters(2).await;
+        lock.commit().await.unwrap();
+    };
+    let (first, (x, y), ()) = tokio::join!(first, later, release);
+    assert_eq!(
+        [first.status(), x.status(), y.status()].map(|s| s.as_u16()),
+        [200; 3]
+    );
+    let transactions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT vendor_message_id, xmin::text FROM messages ORDER BY vendor_message_id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let xmin = |id: &str| {
+        transactions
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(_, x)| x.clone())
+            .unwrap_or_else(|| panic!("{id} stored: {transactions:?}"))
+    };
+    assert_eq!(
+        xmin("linger-x"),
+        xmin("linger-y"),
+        "a send that came 300 ms later went with the one waiting"
+    );
+    assert_ne!(xmin("linger-first"), xmin("linger-x"));
+}
