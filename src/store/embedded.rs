@@ -247,7 +247,8 @@ impl EmbeddedPostgres {
             // until its 30 s flush; while data stays in shared buffers for longer than that
             // (2GB of them held a minute of C-CDAs), the flush writes hundreds of MB at once
             // and every commit's WAL flush waits behind it: p99 127–531 ms at half the
-            // maximum rate, against 61–111 ms with these settings (BENCHMARKS.md, run J).
+            // maximum rate, against 61–112 ms with these settings (BENCHMARKS.md, "writes pages
+            // out steadily").
             // PostgreSQL's own 128MB of buffers, and a background writer that keeps cleaning
             // ahead of the backends (so they rarely write a page themselves) and asks the
             // kernel to write what it wrote at once.
