@@ -61,14 +61,14 @@ async fn whoami(p: &GatewayProcess, id: &str, secret: &str) -> reqwest::StatusCo
         .status()
 }
 
-/// The settings of the running cluster of `data_dir`, as SHOW prints them.
+/// The settings of the running cluster of `data_dir`, each as SHOW prints it.
 async fn settings_of(data_dir: &Path) -> std::collections::HashMap<String, String> {
     use sqlx::Connection;
     let options =
         hisp_gateway::store::embedded::EmbeddedPostgres::connect_options_at(data_dir, "postgres");
     let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, current_setting(name) FROM pg_settings ")
+        sqlx::query_as("SELECT name, current_setting(name) FROM pg_settings")
             .fetch_all(&mut conn)
             .await
             .unwrap();

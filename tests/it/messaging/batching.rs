@@ -5,6 +5,29 @@
 use super::*;
 use crate::helpers::count;
 
+/// Statements of the test database waiting for a lock.
+async fn lock_waiters(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// Returns once `n` statements wait for a lock (the test's), failing the test after 10 s.
+async fn until_lock_waiters(db: &sqlx::PgPool, n: i64) {
+    let wait = async {
+        while lock_waiters(db).await < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("the statements reached the database");
+}
+
 /// Runs `sends` while the test holds a lock every write of a message waits on: one send
 /// (`first`) takes the only statement and waits on the lock, the rest queue behind it, and
 /// the lock is let go once all of them are queued. Returns the status and body of each.
@@ -19,30 +42,13 @@ async fn queued_behind_one(
         .execute(&mut *lock)
         .await
         .unwrap();
-    let first_waits = async {
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
-            )
-            .fetch_one(db)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
     let expected = sends.len();
     let first = async {
         let r = w.send(first).await;
         r.status().as_u16()
     };
     let rest = async {
-        tokio::time::timeout(Duration::from_secs(10), first_waits)
-            .await
-            .expect("the first send reached the database");
+        until_lock_waiters(db, 1).await;
         futures_util::future::join_all(sends.iter().map(|(who, body)| async move {
             let r = w.f.app.post_json_as(SEND, who, body).await;
             let status = r.status().as_u16();
@@ -218,25 +224,6 @@ async fn while_a_statement_runs_the_next_waits_for_more_sends() {
         .execute(&mut *lock)
         .await
         .unwrap();
-    let lock_waiters = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        .fetch_one(db)
-        .await
-        .unwrap()
-    };
-    let until_waiters = |n: i64| async move {
-        let wait = async {
-            while lock_waiters().await < n {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .expect("the statements reached the database");
-    };
 
     let (first_body, x_body, y_body) = (
         message("linger-first", BEN, false),
@@ -246,7 +233,7 @@ async fn while_a_statement_runs_the_next_waits_for_more_sends() {
     let first = w.send(&first_body);
     let later = async {
         // The first send's statement is running (held by the lock): the gateway is busy.
-        until_waiters(1).await;
+        until_lock_waiters(db, 1).await;
         let x = w.send(&x_body);
         let y = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -256,7 +243,7 @@ async fn while_a_statement_runs_the_next_waits_for_more_sends() {
     };
     let release = async {
         // The first statement and the one that waited for company.
-        until_waiters(2).await;
+        until_lock_waiters(db, 2).await;
         lock.commit().await.unwrap();
     };
     let (first, (x, y), ()) = tokio::join!(first, later, release);
