@@ -948,9 +948,11 @@ async fn open_loop(
     let mut slow_seconds = std::collections::BTreeMap::<u64, usize>::new();
     // The same for the warm-up, by its own second: what a freshly started gateway goes through.
     let mut slow_warming = std::collections::BTreeMap::<u64, usize>::new();
-    let mut dump = std::env::var_os("SEND_CCDA_LATENCIES")
-        .and_then(|path| std::fs::File::create(path).ok())
-        .map(std::io::BufWriter::new);
+    let mut dump = std::env::var_os("SEND_CCDA_LATENCIES").map(|path| {
+        std::io::BufWriter::new(
+            std::fs::File::create(&path).expect("SEND_CCDA_LATENCIES names a file to write"),
+        )
+    });
     let wall_start = std::time::SystemTime::now() - start.elapsed();
     for t in dispatcher.await.expect("the dispatcher panicked") {
         let (at, lat, r) = t.await.expect("a client task panicked");
@@ -977,16 +979,14 @@ async fn open_loop(
     let mut worst: Vec<(u64, usize)> = slow_seconds.iter().map(|(s, n)| (*s, *n)).collect();
     worst.sort_by_key(|w| std::cmp::Reverse(w.1));
     let worst: Vec<u64> = worst.into_iter().take(5).map(|(s, _)| s).collect();
-    let spread = slow_seconds
-        .iter()
-        .map(|(s, n)| format!("{s}s:{n}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let warming = slow_warming
-        .iter()
-        .map(|(s, n)| format!("{s}s:{n}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let by_second = |counts: &std::collections::BTreeMap<u64, usize>| {
+        counts
+            .iter()
+            .map(|(s, n)| format!("{s}s:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (spread, warming) = (by_second(&slow_seconds), by_second(&slow_warming));
     (
         summarize(samples, window),
         max_in_flight.load(Ordering::Relaxed) as usize,
@@ -1647,10 +1647,14 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             });
         }
 
-        let half = std::env::var("SEND_CCDA_OPEN_RATE")
-            .ok()
-            .and_then(|r| r.parse::<f64>().ok())
-            .unwrap_or(best / 2.0);
+        let (half, chosen) = match std::env::var("SEND_CCDA_OPEN_RATE") {
+            Ok(rate) => (
+                rate.parse::<f64>()
+                    .context("SEND_CCDA_OPEN_RATE must be requests per second")?,
+                "set by SEND_CCDA_OPEN_RATE".to_owned(),
+            ),
+            Err(_) => (best / 2.0, format!("half of {best:.1}")),
+        };
         let (server, target) = bench.warm_start(p).await?;
         let probe = bench.probe(&server);
         let log = root.join("pg").join("server.log");
@@ -1664,7 +1668,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         warnings.extend(server.log.lock().expect("log lock").iter().cloned());
         server.stop()?;
         println!(
-            "send_ccda {} open loop at {half:.1}/s (half of {best:.1}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
+            "send_ccda {} open loop at {half:.1}/s ({chosen}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
             p.name,
             open_measured().as_secs(),
             r.rate,

@@ -249,9 +249,9 @@ impl EmbeddedPostgres {
             // and every commit's WAL flush waits behind it: p99 127–531 ms at half the
             // maximum rate, against 61–112 ms with these settings (BENCHMARKS.md, "writes pages
             // out steadily").
-            // PostgreSQL's own 128MB of buffers, and a background writer that keeps cleaning
-            // ahead of the backends (so they rarely write a page themselves) and asks the
-            // kernel to write what it wrote at once.
+            // PostgreSQL's own 128MB of buffers, and a background writer that writes changed
+            // pages out every 10 ms and asks the kernel to write them at once. Backends still
+            // write just over half the pages themselves, with backend_flush_after.
             s.push_str("shared_buffers = 128MB\n");
             s.push_str("bgwriter_delay = 10ms\nbgwriter_lru_maxpages = 1000\n");
             s.push_str("bgwriter_lru_multiplier = 4\nbgwriter_flush_after = 256kB\n");

@@ -5,6 +5,16 @@
 use super::*;
 use crate::helpers::count;
 
+/// A transaction holding a lock that every write of a message waits on, until it commits.
+async fn lock_messages(db: &sqlx::PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE messages IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
 /// Statements of the test database waiting for a lock.
 async fn lock_waiters(db: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar(
@@ -37,11 +47,7 @@ async fn queued_behind_one(
     sends: Vec<(&(Uuid, String), Value)>,
 ) -> (u16, Vec<(u16, Value)>) {
     let db = &w.f.app.db.pool;
-    let mut lock = db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE messages IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_messages(db).await;
     let expected = sends.len();
     let first = async {
         let r = w.send(first).await;
@@ -219,11 +225,7 @@ async fn an_idle_gateway_writes_a_send_at_once_whatever_the_linger() {
 async fn while_a_statement_runs_the_next_waits_for_more_sends() {
     let w = lingering(Duration::from_secs(2)).await;
     let db = &w.f.app.db.pool;
-    let mut lock = db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE messages IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_messages(db).await;
 
     let (first_body, x_body, y_body) = (
         message("linger-first", BEN, false),
