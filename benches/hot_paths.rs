@@ -4,7 +4,8 @@
 //! - the outbox: enqueueing jobs, and running them with one and with two workers,
 //! - the CA: issuing Direct certificates through the outbox, and signing large CRLs,
 //! - the SOAP Organization Registration service: ListProvisionedOrganizations over 10,000
-//!   organizations and ProvisionCertifiedProvider calls per second.
+//!   organizations and ProvisionCertifiedProvider calls per second;
+//! - the fingerprint of a C-CDA send request (idempotency), in both stored versions.
 //!
 //! Run: `cargo bench --bench hot_paths` (release build; starts its own durable cluster in the
 //! temp folder and stops it at the end); `HOT_PATHS=soap cargo bench --bench hot_paths` runs
@@ -58,6 +59,9 @@ async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
     let wanted = |name: &str| only.is_empty() || name.contains(only.as_str());
     if wanted("argon2") {
         argon2_cost();
+    }
+    if wanted("fingerprint") {
+        request_fingerprint()?;
     }
     if wanted("whoami") {
         authenticated_requests(pool.clone()).await?;
@@ -340,6 +344,54 @@ fn argon2_cost() {
         "argon2id verify (first request of a client): {:.1} ms each",
         ms(t.elapsed()) / n as f64
     );
+}
+
+/// The idempotency fingerprint of a send_ccda request carrying a C-CDA of 107 KB (the sample
+/// ccd-2.xml repeated, as bytes: its contents do not matter to a hash, its size does).
+fn request_fingerprint() -> anyhow::Result<()> {
+    use base64::Engine;
+    use hisp_gateway::service::messaging::request_hash;
+    use sha2::Digest;
+
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ccda/ccd-2.xml"
+    ))?;
+    let ccda: Vec<u8> = sample.iter().copied().cycle().take(107_155).collect();
+    let body = serde_json::json!({
+        "messageId": "urn:uuid:bench",
+        "fromDirectAddress": "ada@harbor.example",
+        "toDirectAddress": "ben@lakeside.example",
+        "messageSubject": "Referral",
+        "messageBody": "Please see the attached summary.",
+        "patientFirstName": "Ann",
+        "patientLastName": "Example",
+        "emailAttachmentList": [{
+            "attachmentContent": base64::engine::general_purpose::STANDARD.encode(&ccda),
+            "attachmentClass": "application/xml",
+            "attachmentTitle": "Summary"
+        }]
+    });
+    let size = serde_json::to_vec(&body)?.len();
+    let v1 = sha2::Sha256::digest(serde_json::to_vec(&body)?).to_vec();
+    let v2 = request_hash::of(&body);
+    let n = 2_000;
+    for (name, stored) in [
+        ("version 2 (new messages)", &v2),
+        ("version 1 (older messages)", &v1),
+    ] {
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(request_hash::matches(stored, &body));
+        }
+        let each = t.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "request fingerprint, {name}, {size} B request: {:.1} µs each, {:.0} MB/s",
+            each * 1e6,
+            size as f64 / each / 1e6
+        );
+    }
+    Ok(())
 }
 
 async fn authenticated_requests(pool: sqlx::PgPool) -> anyhow::Result<()> {

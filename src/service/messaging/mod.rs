@@ -6,13 +6,13 @@ pub mod admin;
 pub mod batch;
 pub mod delivery;
 pub mod inbound;
+pub mod request_hash;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -161,7 +161,7 @@ pub async fn send(
     let req = Arc::new(
         SendRequest::parse(body, ctx.config.max_attachments).map_err(AppError::BadRequest)?,
     );
-    let request_hash = request_hash(body)?;
+    let fingerprint = request_hash::of(body);
 
     let from = req.from.to_string();
     let from_key = from.to_ascii_lowercase();
@@ -215,7 +215,7 @@ pub async fn send(
                 smtp_message_id,
                 size_bytes: mime_len as i64,
                 vendor_message_id: req.message_id.clone(),
-                request_hash: request_hash.clone(),
+                request_hash: fingerprint.clone(),
                 transaction_id,
                 subject: req.subject.clone(),
                 xdm: req.xdm,
@@ -254,7 +254,7 @@ pub async fn send(
         // Nothing written: a replay (or reuse) of a messageId goes first, as it is answered
         // whatever has changed about the sender since.
         if let Some(prior) = sql::prior_send(db, client, &req.message_id).await? {
-            return replay(&req.message_id, &request_hash, prior).map(Sent::Accepted);
+            return replay(&req.message_id, body, prior).map(Sent::Accepted);
         }
         let (Some(status), Some(organization_status), Some(true)) =
             (out.sender_status, out.organization_status, out.granted)
@@ -289,31 +289,16 @@ pub async fn send(
     )))
 }
 
-/// A hash of the request as JSON (serialized again, so that a replay whose JSON is laid out
-/// differently is still the same request), streamed into SHA-256 without a copy of the body.
-fn request_hash(body: &Value) -> AppResult<Vec<u8>> {
-    struct Hashing(Sha256);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut hashing = Hashing(Sha256::new());
-    serde_json::to_writer(&mut hashing, body).map_err(anyhow::Error::from)?;
-    Ok(hashing.0.finalize().to_vec())
-}
-
 /// Attachments up to this many bytes in all are built into MIME on the request's own task.
 const INLINE_BUILD_BYTES: usize = 64 * 1024;
 
 /// The reply to a request whose messageId this client used before: the first reply again
 /// when it is the same request, a conflict when it is another.
-fn replay(message_id: &str, request_hash: &[u8], prior: sql::PriorSend) -> AppResult<SendReply> {
-    if prior.request_hash.as_deref() != Some(request_hash) {
+fn replay(message_id: &str, body: &Value, prior: sql::PriorSend) -> AppResult<SendReply> {
+    if !prior
+        .request_hash
+        .is_some_and(|stored| request_hash::matches(&stored, body))
+    {
         return Err(AppError::Conflict(format!(
             "messageId {message_id} was already used for a different message"
         )));

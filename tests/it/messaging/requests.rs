@@ -182,6 +182,66 @@ async fn a_replay_gets_the_first_reply_and_a_reused_message_id_is_409() {
     assert_eq!(w.inbox.accepted().len(), 2);
 }
 
+/// A replay is the same JSON values, however the vendor's library lays them out; and a message
+/// accepted by an earlier version of the gateway, which stored another kind of fingerprint,
+/// still answers its replays.
+#[tokio::test]
+async fn a_replay_laid_out_otherwise_or_stored_by_an_earlier_version_gets_the_first_reply() {
+    let w = World::new().await;
+    let body = message("urn:uuid:replay-layout", BEN, false);
+    let first = w.send_ok(&body).await;
+
+    // Pretty-printed, keys in reverse order, one character escaped.
+    let mut keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    keys.reverse();
+    let fields: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "\n    {}: {}",
+                serde_json::to_string(k).unwrap(),
+                serde_json::to_string_pretty(&body[k.as_str()]).unwrap()
+            )
+        })
+        .collect();
+    let relaid =
+        format!("{{{}\n}}", fields.join(",")).replace("replay-layout", "replay-l\\u0061yout");
+    assert_ne!(relaid, serde_json::to_string(&body).unwrap());
+    let send_text = |text: String| {
+        w.f.app
+            .http
+            .post(w.url(SEND))
+            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
+            .header("content-type", "application/json")
+            .body(text)
+            .send()
+    };
+    let r = send_text(relaid.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), first);
+
+    // What gateways stored before fingerprints had versions: SHA-256 of the request as
+    // serde_json writes it.
+    use sha2::Digest;
+    let old = sha2::Sha256::digest(serde_json::to_vec(&body).unwrap()).to_vec();
+    let changed = sqlx::query("UPDATE messages SET request_hash = $1 WHERE vendor_message_id = $2")
+        .bind(&old)
+        .bind("urn:uuid:replay-layout")
+        .execute(&w.f.app.db.pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1);
+    assert_eq!(w.send_ok(&body).await, first);
+    let r = send_text(relaid).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), first);
+    let mut other = body.clone();
+    other["messageSubject"] = json!("Something else");
+    let (status, v) = error_of(w.send(&other).await).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(count(&w.f.app.db.pool, "messages").await, 1);
+}
+
 /// Requests that race with one messageId: the lookup before the insert finds nothing for all
 /// of them, so the insert's conflict decides. One message is written whatever the order.
 #[tokio::test]
