@@ -179,9 +179,15 @@ pub async fn send(
         let transaction_id = Uuid::new_v4();
         let smtp_message_id = format!("{}@{}", id.simple(), req.from.domain());
         let unique_id = xdm::oid_from_uuid(id);
-        // A large message is built off the async threads so it does not hold up other
-        // requests; a small one costs less to build than to hand over to the blocking pool.
-        let (mime, mime_len, patient_cx) = if req.content_len() <= INLINE_BUILD_BYTES {
+        // An XDM package (deflated, hashed) or a very large message is built off the async
+        // threads so it does not hold up other requests. Other messages only copy their
+        // decoded bodies, which costs less than the hand-over to the blocking pool and back.
+        let inline_limit = if req.xdm {
+            INLINE_XDM_BYTES
+        } else {
+            INLINE_BUILD_BYTES
+        };
+        let (mime, mime_len, patient_cx) = if req.content_len() <= inline_limit {
             build_mime(
                 &req,
                 &recipients,
@@ -289,8 +295,10 @@ pub async fn send(
     )))
 }
 
-/// Attachments up to this many bytes in all are built into MIME on the request's own task.
-const INLINE_BUILD_BYTES: usize = 64 * 1024;
+/// Attachments up to this many bytes in all are built into MIME on the request's own task;
+/// a bigger message, and an XDM package over `INLINE_XDM_BYTES`, on the blocking pool.
+const INLINE_BUILD_BYTES: usize = 4 * 1024 * 1024;
+const INLINE_XDM_BYTES: usize = 64 * 1024;
 
 /// The reply to a request whose messageId this client used before: the first reply again
 /// when it is the same request, a conflict when it is another.

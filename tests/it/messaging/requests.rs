@@ -354,26 +354,44 @@ async fn simultaneous_first_requests_with_right_and_wrong_secrets() {
     assert_eq!(w.get_as(&wrong, path).await.status(), 401);
 }
 
-/// A message too large to build on the request's own task is built on the blocking pool; it
-/// is accepted and arrives the same, byte for byte.
+/// Large messages: a raw one is built on the request's own task, an XDM package of the same
+/// size on the blocking pool (it is deflated and hashed). Both are accepted and arrive byte for
+/// byte.
 #[tokio::test]
-async fn a_large_message_arrives_byte_for_byte() {
+async fn large_raw_and_xdm_messages_arrive_byte_for_byte() {
     let w = World::new().await;
     let big: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
-    let mut body = message("large-1", BEN, false);
-    body["emailAttachmentList"] = json!([{
-        "attachmentClass": "application/pdf",
-        "attachmentContent": STANDARD.encode(&big),
-        "attachmentTitle": "Large scan"
-    }]);
-    w.send_ok(&body).await;
+    for (id, xdm) in [("large-raw", false), ("large-xdm", true)] {
+        let mut body = message(id, BEN, xdm);
+        body["emailAttachmentList"] = json!([{
+            "attachmentClass": "application/pdf",
+            "attachmentContent": STANDARD.encode(&big),
+            "attachmentTitle": "Large scan"
+        }]);
+        w.send_ok(&body).await;
+    }
     w.drain().await;
     let pushes = w.inbox.accepted();
-    assert_eq!(pushes.len(), 1);
-    let got = attachments(&pushes[0].json());
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].1.as_deref(), Some("Large scan"));
-    assert!(got[0].3 == big, "the attachment changed on the way");
+    assert_eq!(pushes.len(), 2);
+    for push in &pushes {
+        let body = push.json();
+        let got = attachments(&body);
+        assert_eq!(got.len(), 1);
+        if body["xdm"].as_bool().unwrap() {
+            assert_eq!(got[0].0, "application/zip");
+            let listed = hisp_gateway::direct::xdm::read_metadata(&got[0].3).unwrap();
+            assert_eq!(listed.len(), 1);
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(got[0].3.clone())).unwrap();
+            let mut doc = Vec::new();
+            let path = format!("IHE_XDM/SUBSET01/{}", listed[0].uri);
+            std::io::Read::read_to_end(&mut zip.by_name(&path).unwrap(), &mut doc).unwrap();
+            assert_eq!(listed[0].size, big.len() as u64);
+            assert!(doc == big, "the document changed on the way");
+        } else {
+            assert_eq!(got[0].1.as_deref(), Some("Large scan"));
+            assert!(got[0].3 == big, "the attachment changed on the way");
+        }
+    }
 }
 
 /// A small message's MIME stays in its row (one tuple per send, nothing scattered into the
