@@ -372,8 +372,10 @@ fn request_fingerprint() -> anyhow::Result<()> {
             "attachmentTitle": "Summary"
         }]
     });
-    let size = serde_json::to_vec(&body)?.len();
-    let v1 = sha2::Sha256::digest(serde_json::to_vec(&body)?).to_vec();
+    // What a gateway before version 2 stored: SHA-256 of the request as serde_json writes it.
+    let written = serde_json::to_vec(&body)?;
+    let size = written.len();
+    let v1 = sha2::Sha256::digest(&written).to_vec();
     let v2 = request_hash::of(&body);
     let n = 2_000;
     for (name, stored) in [

@@ -181,6 +181,21 @@ impl World {
         self.f.app.post_json_as(SEND, &self.vendor_a, body).await
     }
 
+    /// Sends `text` as the body, as it is: for bodies that are not JSON, or JSON laid out in
+    /// a way serde_json would not write.
+    pub async fn send_text(&self, text: impl Into<String>) -> reqwest::Response {
+        self.f
+            .app
+            .http
+            .post(self.url(SEND))
+            .basic_auth(self.vendor_a.0, Some(&self.vendor_a.1))
+            .header("content-type", "application/json")
+            .body(text.into())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Sends and expects acceptance; returns the reply.
     pub async fn send_ok(&self, body: &Value) -> Value {
         let r = self.send(body).await;

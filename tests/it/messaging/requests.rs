@@ -74,16 +74,7 @@ async fn each_invalid_field_is_a_400_naming_it_and_writes_nothing() {
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
     }
     // Not JSON at all.
-    let r =
-        w.f.app
-            .http
-            .post(w.url(SEND))
-            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-            .header("content-type", "application/json")
-            .body("{\"fromDirectAddress\": ")
-            .send()
-            .await
-            .unwrap();
+    let r = w.send_text("{\"fromDirectAddress\": ").await;
     let (status, v) = error_of(r).await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], "malformed");
@@ -207,16 +198,7 @@ async fn a_replay_laid_out_otherwise_or_stored_by_an_earlier_version_gets_the_fi
     let relaid =
         format!("{{{}\n}}", fields.join(",")).replace("replay-layout", "replay-l\\u0061yout");
     assert_ne!(relaid, serde_json::to_string(&body).unwrap());
-    let send_text = |text: String| {
-        w.f.app
-            .http
-            .post(w.url(SEND))
-            .basic_auth(w.vendor_a.0, Some(&w.vendor_a.1))
-            .header("content-type", "application/json")
-            .body(text)
-            .send()
-    };
-    let r = send_text(relaid.clone()).await.unwrap();
+    let r = w.send_text(relaid.clone()).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), first);
 
@@ -233,7 +215,8 @@ async fn a_replay_laid_out_otherwise_or_stored_by_an_earlier_version_gets_the_fi
         .rows_affected();
     assert_eq!(changed, 1);
     assert_eq!(w.send_ok(&body).await, first);
-    let r = send_text(relaid).await.unwrap();
+    let r = w.send_text(relaid).await;
+    assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), first);
     let mut other = body.clone();
     other["messageSubject"] = json!("Something else");
