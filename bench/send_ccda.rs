@@ -47,6 +47,9 @@
 //! Knobs (for investigating; recorded results use none of them):
 //! - `SEND_CCDA_SECONDS=5`: shorter closed-loop and pgbench windows (default 15);
 //! - `SEND_CCDA_OPEN_SECONDS=15`: shorter open-loop windows (default 60);
+//! - `SEND_CCDA_OPEN_WARMUP=15`: a longer open-loop warm-up (default 3 s), whose slow
+//!   requests are still reported, by second;
+//! - `SEND_CCDA_OPEN_PAUSE=15`: wait that long, idle, before starting the open loop's gateway;
 //! - `SEND_CCDA_ONLY=text2k`: only the parts whose name contains the value (`ccda100k`,
 //!   `text2k`, `cold`);
 //! - `SEND_CCDA_STATEMENTS=1`: restart the cluster with pg_stat_statements and print, after
@@ -170,6 +173,16 @@ fn measured() -> Duration {
 /// load, see the disk probe) decides it either way.
 fn open_measured() -> Duration {
     seconds_from_env("SEND_CCDA_OPEN_SECONDS", 60)
+}
+
+/// The open loop's warm-up: requests at the measured rate whose latencies are reported apart.
+fn open_warmup() -> Duration {
+    seconds_from_env("SEND_CCDA_OPEN_WARMUP", WARMUP.as_secs())
+}
+
+/// Idle time before the open loop's gateway starts, after the closed loops.
+fn open_pause() -> Duration {
+    seconds_from_env("SEND_CCDA_OPEN_PAUSE", 0)
 }
 
 fn seconds_from_env(name: &str, default: u64) -> Duration {
@@ -910,9 +923,10 @@ async fn open_loop(
 ) -> (RunResult, usize, String, Vec<u64>, Sample, Sample) {
     let window = open_measured();
     let start = Instant::now() + Duration::from_millis(50);
-    let from = start + WARMUP;
+    let warmup = open_warmup();
+    let from = start + warmup;
     let until = from + window;
-    let count = ((WARMUP + window).as_secs_f64() * rate) as u64;
+    let count = ((warmup + window).as_secs_f64() * rate) as u64;
     let in_flight = Arc::new(AtomicU64::new(0));
     let max_in_flight = Arc::new(AtomicU64::new(0));
     let dispatcher = {
@@ -993,7 +1007,7 @@ async fn open_loop(
         format!(
             "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}])",
             P99_TARGET.as_millis(),
-            WARMUP.as_secs()
+            warmup.as_secs()
         ),
         worst,
         s0,
@@ -1655,6 +1669,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             ),
             Err(_) => (best / 2.0, format!("half of {best:.1}")),
         };
+        tokio::time::sleep(open_pause()).await;
         let (server, target) = bench.warm_start(p).await?;
         let probe = bench.probe(&server);
         let log = root.join("pg").join("server.log");

@@ -32,6 +32,25 @@ pub fn init_logging(c: &LogConfig) {
     };
 }
 
+/// How often histogram samples recorded since the last scrape are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every few seconds until `shutdown`. The recorder
+/// keeps each sample until a scrape or an upkeep folds it in: a gateway nobody scrapes would
+/// otherwise hold every sample it ever recorded (about 8 bytes each, several per request),
+/// and its first scrape would fold them all at once.
+pub async fn upkeep(shutdown: tokio_util::sync::CancellationToken) {
+    let handle = prometheus();
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 pub const HTTP_DURATION: &str = "gateway_http_request_duration_seconds";
 
 /// The process-wide Prometheus recorder; installed on first use, as `metrics` allows only one.
