@@ -185,11 +185,12 @@ fn open_pause() -> Duration {
     seconds_from_env("SEND_CCDA_OPEN_PAUSE", 0)
 }
 
+/// A knob in whole seconds; a value that is not one stops the bench rather than being ignored.
 fn seconds_from_env(name: &str, default: u64) -> Duration {
-    let secs = std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
+    let secs = std::env::var(name).map_or(default, |s| {
+        s.parse()
+            .unwrap_or_else(|_| panic!("{name} must be whole seconds, not {s:?}"))
+    });
     Duration::from_secs(secs)
 }
 

@@ -104,6 +104,8 @@ impl App {
     /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests and running
     /// jobs finish (requests get `http.shutdown_grace` at most), and returns.
     pub async fn run(self, shutdown: CancellationToken, run_worker: bool) -> anyhow::Result<()> {
+        // Installed before the first request, whose metrics would otherwise go nowhere.
+        crate::telemetry::prometheus();
         tokio::spawn(crate::telemetry::upkeep(shutdown.clone()));
         let grace = self.state.config.http.shutdown_grace;
         if run_worker {

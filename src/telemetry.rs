@@ -37,8 +37,8 @@ const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Folds histogram samples into their buckets every few seconds until `shutdown`. The recorder
 /// keeps each sample until a scrape or an upkeep folds it in: a gateway nobody scrapes would
-/// otherwise hold every sample it ever recorded (about 8 bytes each, several per request),
-/// and its first scrape would fold them all at once.
+/// otherwise hold every sample it ever recorded (16.5 bytes each, measured in BENCHMARKS.md;
+/// one per request and one per send batch), and its first scrape would fold them all at once.
 pub async fn upkeep(shutdown: tokio_util::sync::CancellationToken) {
     let handle = prometheus();
     let mut every = tokio::time::interval(UPKEEP_EVERY);
