@@ -22,7 +22,9 @@
 //!    warm-up then 15 s measured: accepted (200) req/s, p50/p99, errors, the server's peak RSS,
 //!    CPU per request of server, PostgreSQL and client, WAL per request; then an open loop at
 //!    half the best accepted rate for 60 s (fixed schedule; latency counted from the scheduled
-//!    send time, so a stall is not hidden by coordinated omission);
+//!    send time, so a stall is not hidden by coordinated omission), over at most 64
+//!    connections, as the larger closed loop; it also reports how many requests were slow
+//!    inside the gateway (its own `/metrics`) and how late the client started requests;
 //! 6. the ceiling: `pgbench -n -M prepared -j 2 -T 15 -c 16/64 -f <script>` on the same
 //!    cluster (as the postgres OS user when we are root) with two scripts that each write
 //!    what one accepted send commits, the MIME copied from a helper table filled from a message
@@ -58,8 +60,11 @@
 //! - `SEND_CCDA_FRESH_WAL=1`: skip the WAL warm-up, to see a brand-new cluster, which
 //!   zero-fills each new 16 MiB WAL segment while commits wait;
 //! - `SEND_CCDA_LATENCIES=FILE`: write each open-loop request's scheduled time (µs since the
-//!   epoch), latency (µs) and whether it was accepted, a line each, warm-up included;
+//!   epoch), latency (µs), whether it was accepted, and how late the client started it (µs),
+//!   a line each, warm-up included;
 //! - `SEND_CCDA_OPEN_RATE=1000`: the open loop's rate, instead of half the best closed loop's;
+//! - `SEND_CCDA_OPEN_CONNECTIONS=0`: the open loop opens a new connection whenever all are
+//!   busy, instead of waiting for one of at most 64;
 //! - `SEND_CCDA_PG="shared_buffers = '256MB'; bgwriter_delay = '10ms'"`: PostgreSQL settings
 //!   to try, set with ALTER SYSTEM over the embedded cluster's own before the measurements.
 
@@ -178,6 +183,20 @@ fn open_measured() -> Duration {
 /// The open loop's warm-up: requests at the measured rate whose latencies are reported apart.
 fn open_warmup() -> Duration {
     seconds_from_env("SEND_CCDA_OPEN_WARMUP", WARMUP.as_secs())
+}
+
+/// Connections the open loop's client sends over at most (0: a new one whenever all are busy).
+/// A request scheduled while all are busy waits in the client for one, and that wait counts
+/// in its latency, which runs from the scheduled time. Bounded as the closed loops are (and
+/// as a vendor's HTTP client is): without a bound, a 100 ms stall had the client open
+/// hundreds of connections and push their bodies at once, and that work on the same cores
+/// turned the stall into seconds (BENCHMARKS.md).
+fn open_connections() -> usize {
+    std::env::var("SEND_CCDA_OPEN_CONNECTIONS").map_or(CONCURRENCY[1], |s| {
+        s.parse().unwrap_or_else(|_| {
+            panic!("SEND_CCDA_OPEN_CONNECTIONS must be a whole number, not {s:?}")
+        })
+    })
 }
 
 /// Idle time before the open loop's gateway starts, after the closed loops.
@@ -816,6 +835,29 @@ struct Target {
 }
 
 impl Target {
+    /// From the gateway's own `/metrics`: send_ccda requests answered so far, and how many of
+    /// them took longer than the p99 target inside the gateway (from routing to the answer).
+    /// Set beside the client's count, it tells a stall inside the gateway or its database from
+    /// one before the request reached the gateway (the client, the kernel).
+    async fn served(&self) -> Option<(f64, f64)> {
+        let url = self.url.replace(SEND_PATH, "/metrics");
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        let route = format!("route=\"{SEND_PATH}\"");
+        let le = format!("le=\"{}\"", P99_TARGET.as_secs_f64());
+        let (mut all, mut fast) = (0.0, 0.0);
+        for line in text.lines().filter(|l| l.contains(&route)) {
+            let value = || line.rsplit(' ').next()?.parse::<f64>().ok();
+            if line.starts_with("gateway_http_request_duration_seconds_count") {
+                all += value()?;
+            } else if line.starts_with("gateway_http_request_duration_seconds_bucket")
+                && line.contains(&le)
+            {
+                fast += value()?;
+            }
+        }
+        Some((all, all - fast))
+    }
+
     /// One send with a fresh messageId: whether it was accepted (200), and its status.
     async fn send(&self, payload: &Payload) -> Result<(), String> {
         // Random, as vendors' messageIds are (UUIDs), so their index takes random inserts as
@@ -930,6 +972,10 @@ async fn open_loop(
     let count = ((warmup + window).as_secs_f64() * rate) as u64;
     let in_flight = Arc::new(AtomicU64::new(0));
     let max_in_flight = Arc::new(AtomicU64::new(0));
+    let connections = match open_connections() {
+        0 => None,
+        n => Some(Arc::new(tokio::sync::Semaphore::new(n))),
+    };
     let dispatcher = {
         let (target, payload) = (target.clone(), payload.clone());
         let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
@@ -940,24 +986,34 @@ async fn open_loop(
                 tokio::time::sleep_until(at.into()).await;
                 let (target, payload) = (target.clone(), payload.clone());
                 let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
+                let connections = connections.clone();
                 tasks.push(tokio::spawn(async move {
+                    // How late the client itself started this request: a stall of the
+                    // client's own threads shows here, not in the gateway.
+                    let lag = at.elapsed();
                     let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                     if at >= from {
                         max_in_flight.fetch_max(now, Ordering::Relaxed);
                     }
+                    let _connection = match connections {
+                        Some(c) => Some(c.acquire_owned().await.expect("never closed")),
+                        None => None,
+                    };
                     let r = target.send(&payload).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
-                    (at, at.elapsed(), r)
+                    (at, at.elapsed(), lag, r)
                 }));
             }
             tasks
         })
     };
     tokio::time::sleep_until(from.into()).await;
+    let served0 = target.served().await;
     let s0 = probe.begin().await;
     let started_at = chrono::Utc::now().format("%H:%M:%S%.3f");
     tokio::time::sleep_until(until.into()).await;
     let s1 = probe.end().await;
+    let served1 = target.served().await;
     let mut samples = Vec::new();
     // When the requests slower than the p99 target were scheduled: second of the window.
     let mut slow_seconds = std::collections::BTreeMap::<u64, usize>::new();
@@ -969,8 +1025,9 @@ async fn open_loop(
         )
     });
     let wall_start = std::time::SystemTime::now() - start.elapsed();
+    let mut lags = Vec::new();
     for t in dispatcher.await.expect("the dispatcher panicked") {
-        let (at, lat, r) = t.await.expect("a client task panicked");
+        let (at, lat, lag, r) = t.await.expect("a client task panicked");
         if let Some(out) = dump.as_mut() {
             use std::io::Write;
             let wall = wall_start + (at - start);
@@ -978,12 +1035,19 @@ async fn open_loop(
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_micros();
-            let _ = writeln!(out, "{us} {} {}", lat.as_micros(), r.is_ok());
+            let _ = writeln!(
+                out,
+                "{us} {} {} {}",
+                lat.as_micros(),
+                r.is_ok(),
+                lag.as_micros()
+            );
         }
         if at < from && lat > P99_TARGET {
             *slow_warming.entry((at - start).as_secs()).or_default() += 1;
         }
         if at >= from && at < until {
+            lags.push(lag);
             if lat > P99_TARGET {
                 *slow_seconds.entry((at - from).as_secs()).or_default() += 1;
             }
@@ -1002,11 +1066,30 @@ async fn open_loop(
             .join(" ")
     };
     let (spread, warming) = (by_second(&slow_seconds), by_second(&slow_warming));
+    lags.sort();
+    let lag_at = |q: f64| {
+        lags.get(((lags.len() as f64 * q) as usize).min(lags.len().saturating_sub(1)))
+            .map_or(0.0, |d| ms(*d))
+    };
+    let inside = match (served0, served1) {
+        (Some(a), Some(b)) => format!(
+            "{:.0} of the {:.0} answered in the window took over {} ms inside the gateway",
+            b.1 - a.1,
+            b.0 - a.0,
+            P99_TARGET.as_millis()
+        ),
+        _ => "the gateway's /metrics could not be read".to_owned(),
+    };
+    let client_lag = format!(
+        "{inside}; the client started requests late by p99 {:.1} ms, max {:.1} ms",
+        lag_at(0.99),
+        lag_at(1.0)
+    );
     (
         summarize(samples, window),
         max_in_flight.load(Ordering::Relaxed) as usize,
         format!(
-            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}])",
+            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}]); {client_lag}",
             P99_TARGET.as_millis(),
             warmup.as_secs()
         ),
@@ -1683,8 +1766,12 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         let rss = server.peak_rss_mib();
         warnings.extend(server.log.lock().expect("log lock").iter().cloned());
         server.stop()?;
+        let links = match open_connections() {
+            0 => "a new connection whenever all were busy".to_owned(),
+            n => format!("over {n} connections at most"),
+        };
         println!(
-            "send_ccda {} open loop at {half:.1}/s ({chosen}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most, {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
+            "send_ccda {} open loop at {half:.1}/s ({chosen}), {} s: {:.1} accepted/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} errors{}, {max_in_flight} in flight at most ({links}), {slow}, server peak RSS {rss:.1} MiB; {}; {}; {}{statements}",
             p.name,
             open_measured().as_secs(),
             r.rate,
