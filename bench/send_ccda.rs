@@ -897,13 +897,7 @@ fn summarize(mut samples: Vec<(Duration, Result<(), String>)>, window: Duration)
     let first_error = samples.iter().find_map(|s| s.1.clone().err());
     samples.sort_by_key(|s| s.0);
     let lat: Vec<Duration> = samples.iter().map(|s| s.0).collect();
-    let pct = |q: f64| {
-        if lat.is_empty() {
-            Duration::ZERO
-        } else {
-            lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1]
-        }
-    };
+    let pct = |q: f64| quantile(&lat, q);
     let accepted = samples.len() - errors;
     RunResult {
         accepted,
@@ -913,6 +907,15 @@ fn summarize(mut samples: Vec<(Duration, Result<(), String>)>, window: Duration)
         p50: pct(0.50),
         p99: pct(0.99),
         max: lat.last().copied().unwrap_or_default(),
+    }
+}
+
+/// The `q` quantile of durations sorted in ascending order (zero when there are none).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        Duration::ZERO
+    } else {
+        sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
     }
 }
 
@@ -1067,10 +1070,6 @@ async fn open_loop(
     };
     let (spread, warming) = (by_second(&slow_seconds), by_second(&slow_warming));
     lags.sort();
-    let lag_at = |q: f64| {
-        lags.get(((lags.len() as f64 * q) as usize).min(lags.len().saturating_sub(1)))
-            .map_or(0.0, |d| ms(*d))
-    };
     let inside = match (served0, served1) {
         (Some(a), Some(b)) => format!(
             "{:.0} of the {:.0} answered in the window took over {} ms inside the gateway",
@@ -1080,16 +1079,16 @@ async fn open_loop(
         ),
         _ => "the gateway's /metrics could not be read".to_owned(),
     };
-    let client_lag = format!(
+    let where_slow = format!(
         "{inside}; the client started requests late by p99 {:.1} ms, max {:.1} ms",
-        lag_at(0.99),
-        lag_at(1.0)
+        ms(quantile(&lags, 0.99)),
+        ms(quantile(&lags, 1.0))
     );
     (
         summarize(samples, window),
         max_in_flight.load(Ordering::Relaxed) as usize,
         format!(
-            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}]); {client_lag}",
+            "{slow} requests over {} ms, by second of the window (from {started_at} UTC): [{spread}] (in the {} s warm-up before it: [{warming}]); {where_slow}",
             P99_TARGET.as_millis(),
             warmup.as_secs()
         ),
