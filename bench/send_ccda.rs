@@ -39,6 +39,11 @@
 //! Before measuring, about 2.5 GiB of WAL is written and checkpointed, so that PostgreSQL has
 //! old WAL segments to recycle, like a cluster in service.
 //!
+//! On a virtual machine whose kernel has free page reporting, the first line says whether it
+//! is on, and every measurement says how much free memory the kernel handed back to the
+//! hypervisor in its window. With it on, each new page the machine uses waits for the
+//! hypervisor; on the machine BENCHMARKS.md records that set the C-CDA's open-loop p99.
+//!
 //! Every measurement line also gives the CPU per request of server, PostgreSQL and client,
 //! WAL per request, checkpoints and autovacuum runs in the window, and what PostgreSQL's busy
 //! backends were doing (pg_stat_activity sampled every 20 ms). The client runs in this
@@ -524,6 +529,45 @@ struct CpuSample {
     busy: f64,
     iowait: f64,
     total: f64,
+    /// Free memory the kernel has handed back to the hypervisor so far (KiB), where the kernel
+    /// says (free page reporting).
+    reported_kib: Option<f64>,
+}
+
+/// The kernel's free page reporting, where it exists: a virtual machine's kernel tells the
+/// hypervisor which memory is free, and the hypervisor takes it back. The next use of such
+/// memory (a new page of PostgreSQL's file cache, say) waits for the hypervisor to hand it
+/// back. On the bench's machine that was what held the C-CDA's open loop over its p99 target
+/// (BENCHMARKS.md, seventh session), so every window says how much was handed back.
+const PAGE_REPORTING: &str = "/sys/module/page_reporting/parameters";
+
+fn reported_kib() -> Option<f64> {
+    std::fs::read_to_string(format!("{PAGE_REPORTING}/reported_kib"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The machine's free page reporting, for the bench's first line.
+fn page_reporting() -> String {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("{PAGE_REPORTING}/{name}"))
+            .map(|v| v.trim().to_owned())
+            .ok()
+    };
+    match read("page_reporting_order") {
+        None => "free page reporting: not in this kernel".to_owned(),
+        // The buddy allocator's largest order is 10: above it no free block qualifies.
+        Some(order) if order.parse::<u32>().is_ok_and(|o| o > 10) => {
+            format!("free page reporting: off (page_reporting_order {order})")
+        }
+        Some(order) => format!(
+            "free page reporting: on (page_reporting_order {order}, min_free_ms {}): memory freed \
+             is handed back to the hypervisor, and its next use waits for it",
+            read("min_free_ms").unwrap_or_else(|| "?".to_owned())
+        ),
+    }
 }
 
 /// utime + stime of a process, in seconds (USER_HZ is 100 on Linux).
@@ -586,6 +630,7 @@ fn cpu_sample(server: i32, postmaster: i32) -> CpuSample {
         busy: (total - idle - iowait) / 100.0,
         iowait: iowait / 100.0,
         total: total / 100.0,
+        reported_kib: reported_kib(),
     }
 }
 
@@ -601,8 +646,15 @@ fn cpu_line(a: CpuSample, b: CpuSample, accepted: usize) -> String {
         - (b.backends + b.background - a.backends - a.background)
         - (b.client - a.client))
         .max(0.0);
+    let returned = match (a.reported_kib, b.reported_kib) {
+        (Some(x), Some(y)) => format!(
+            ", {:.0} MiB handed back to the hypervisor",
+            (y - x) / 1024.0
+        ),
+        _ => String::new(),
+    };
     format!(
-        "cpu/request: server {:.2} ms, postgres {:.2} ms (backends {:.2}, background {:.2}), client {:.2} ms; cores busy {:.0}% (other processes {:.0}% of one core), iowait {:.0}%",
+        "cpu/request: server {:.2} ms, postgres {:.2} ms (backends {:.2}, background {:.2}), client {:.2} ms; cores busy {:.0}% (other processes {:.0}% of one core), iowait {:.0}%{returned}",
         per(a.server, b.server),
         per(a.backends + a.background, b.backends + b.background),
         per(a.backends, b.backends),
@@ -1601,6 +1653,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
         )),
     ];
 
+    println!("{}", page_reporting());
     if std::env::var("SEND_CCDA_FRESH_WAL").is_ok_and(|v| v == "1") {
         println!("WAL: not warmed up (SEND_CCDA_FRESH_WAL=1): new segments are zero-filled");
     } else {
