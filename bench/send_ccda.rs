@@ -39,9 +39,9 @@
 //! Before measuring, about 2.5 GiB of WAL is written and checkpointed, so that PostgreSQL has
 //! old WAL segments to recycle, like a cluster in service.
 //!
-//! On a virtual machine whose kernel has free page reporting, the first line says whether it
-//! is on, and every measurement says how much free memory the kernel handed back to the
-//! hypervisor in its window. With it on, each new page the machine uses waits for the
+//! On a virtual machine whose kernel has free page reporting, the first line gives its
+//! setting, and every measurement says how much free memory the kernel handed back to the
+//! hypervisor in its window (where the kernel keeps that count). With it on, each new page the machine uses waits for the
 //! hypervisor; on the machine BENCHMARKS.md records that set the C-CDA's open-loop p99.
 //!
 //! Every measurement line also gives the CPU per request of server, PostgreSQL and client,
@@ -549,23 +549,32 @@ fn reported_kib() -> Option<f64> {
         .ok()
 }
 
-/// The machine's free page reporting, for the bench's first line.
+/// The kernel's free page reporting setting, for the bench's first line. The setting exists
+/// wherever the kernel has the feature; memory goes back only where the hypervisor's balloon
+/// device asks for reports, which the count of memory handed back shows where the kernel
+/// keeps one.
 fn page_reporting() -> String {
     let read = |name: &str| {
         std::fs::read_to_string(format!("{PAGE_REPORTING}/{name}"))
             .map(|v| v.trim().to_owned())
             .ok()
     };
-    match read("page_reporting_order") {
+    let so_far = reported_kib().map_or(String::new(), |kib| {
+        format!(
+            ", {:.0} GiB handed back since boot",
+            kib / (1024.0 * 1024.0)
+        )
+    });
+    match read("page_reporting_order").and_then(|o| o.parse::<u32>().ok()) {
         None => "free page reporting: not in this kernel".to_owned(),
         // The buddy allocator's largest order is 10: above it no free block qualifies.
-        Some(order) if order.parse::<u32>().is_ok_and(|o| o > 10) => {
-            format!("free page reporting: off (page_reporting_order {order})")
+        Some(order) if order > 10 => {
+            format!("free page reporting: off (page_reporting_order {order}){so_far}")
         }
         Some(order) => format!(
-            "free page reporting: on (page_reporting_order {order}, min_free_ms {}): memory freed \
-             is handed back to the hypervisor, and its next use waits for it",
-            read("min_free_ms").unwrap_or_else(|| "?".to_owned())
+            "free page reporting: page_reporting_order {order}: free blocks of {} KiB and more \
+             go back to the hypervisor when its balloon device asks for them{so_far}",
+            4u64 << order
         ),
     }
 }
