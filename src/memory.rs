@@ -7,8 +7,8 @@
 //! machine a fresh page costs far more than zeroing it: memory freed to the kernel goes back
 //! to the hypervisor (free page reporting), and its next use waits for it (README). After a
 //! short stall, the backlog's bigger batches and bodies spent a third of the machine's CPU in
-//! page faults for up to a second, and the stall grew (send_ccda bench, perf; BENCHMARKS.md). With freed memory kept,
-//! a process stays at the size of its busiest moment and reuses it.
+//! page faults for up to a second, and the stall grew (send_ccda bench, perf; BENCHMARKS.md).
+//! With freed memory kept, a process stays at the size of its busiest moment and reuses it.
 
 /// Blocks up to this size come from the heap, not from a mapping of their own (glibc's
 /// largest allowed value; its default starts at 128 KiB).
