@@ -116,9 +116,8 @@ impl App {
         }
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
         let router = crate::http::router(self.state.clone());
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let server = server.into_future();
+        let limits = crate::http::server::ConnectionLimits::from_config(&self.state.config.http);
+        let server = crate::http::server::serve(self.listener, router, limits, shutdown.clone());
         tokio::pin!(server);
         tokio::select! {
             r = &mut server => r.context("HTTP server failed")?,

@@ -266,7 +266,17 @@ async fn serve(config: Config, db: &Database) -> anyhow::Result<ExitCode> {
     tracing::info!(addr = %app.local_addr(), "http listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
-    app.run(shutdown, true).await?;
+    let supervisor = db
+        .embedded
+        .clone()
+        .map(|pg| crate::store::supervisor::supervise(pg, shutdown.clone()));
+    let served = app.run(shutdown.clone(), true).await;
+    // Stopped before the cluster is: it would start it again.
+    shutdown.cancel();
+    if let Some(s) = supervisor {
+        let _ = s.await;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,15 @@ pub struct Config {
     pub soap: SoapConfig,
     pub offers: OffersConfig,
     pub messaging: MessagingConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Where pushes to URLs that clients registered may go.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Blocks of loopback, private, link-local… addresses pushes may reach after all (tests,
+    /// on-premise installs whose vendors sit on the same network). Empty by default.
+    pub allow_private: Vec<crate::egress::Cidr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +134,19 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Time to send a request's head, from connect or from the previous response (so also
+    /// how long an idle keep-alive connection stays open).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A response that makes no progress this long (the client stopped reading) is dropped.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Open connections at most, in all and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Load balancers whose `X-Forwarded-For` names the client, exempt from the per-address
+    /// connection cap.
+    pub trusted_proxies: Vec<crate::egress::Cidr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +277,14 @@ impl Config {
         anyhow::ensure!(
             self.http.body_limit_bytes > 0,
             "http.body_limit_bytes must be positive"
+        );
+        anyhow::ensure!(
+            self.http.max_connections > 0 && self.http.max_connections_per_address > 0,
+            "http.max_connections and http.max_connections_per_address must be positive"
+        );
+        anyhow::ensure!(
+            !self.http.header_read_timeout.is_zero() && !self.http.write_timeout.is_zero(),
+            "http.header_read_timeout and http.write_timeout must be positive"
         );
         anyhow::ensure!(
             self.http.public_base_url.starts_with("http://")

@@ -35,29 +35,62 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("too many requests; retry after {retry_after:?}")]
     TooManyRequests { retry_after: Duration },
+    /// Too many failed authentications from this address or for this client id.
+    #[error("too many failed authentications; retry after {}s", retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
     #[error("request did not complete within {0:?}")]
     Timeout(Duration),
     #[error("the database is unavailable")]
     Unavailable,
-    #[error("too many sends in progress; retry after {retry_after:?}")]
-    Overloaded { retry_after: Duration },
+    /// A bounded resource (send slots, password checks) stayed taken for as long as a
+    /// request may wait: nothing of the request was done.
+    #[error("{what}; retry after {retry_after:?}")]
+    Overloaded {
+        what: &'static str,
+        retry_after: Duration,
+    },
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    /// A database failure that travelled inside an `anyhow::Error` is still the database's.
+    fn from(e: anyhow::Error) -> Self {
+        let unavailable = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::store::liveness::is_unavailable)
+        });
+        if unavailable {
+            return AppError::Unavailable;
+        }
+        AppError::Internal(e)
+    }
+}
+
+impl From<crate::auth::argon::Busy> for AppError {
+    fn from(_: crate::auth::argon::Busy) -> Self {
+        AppError::Overloaded {
+            what: "too many password checks in progress",
+            retry_after: Duration::from_secs(1),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         crate::store::liveness::observe(&e);
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                AppError::Unavailable
-            }
-            other => AppError::Internal(other.into()),
+        if crate::store::liveness::is_unavailable(&e) {
+            return AppError::Unavailable;
         }
+        AppError::Internal(e.into())
     }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The `Retry-After` of a 503 `unavailable`.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -83,7 +116,9 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Refused(r) => refusal_status(r),
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Timeout(_) | AppError::Unavailable | AppError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -103,7 +138,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Refused(_) => "refused",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
-            AppError::TooManyRequests { .. } => "too_many_requests",
+            AppError::TooManyRequests { .. } | AppError::Throttled { .. } => "too_many_requests",
             AppError::Timeout(_) => "timeout",
             AppError::Unavailable => "unavailable",
             AppError::Overloaded { .. } => "overloaded",
@@ -147,12 +182,21 @@ impl IntoResponse for AppError {
             },
         };
         let mut resp = (self.status(), Json(body)).into_response();
-        if let AppError::TooManyRequests { retry_after } | AppError::Overloaded { retry_after } =
-            &self
+        if let AppError::TooManyRequests { retry_after }
+        | AppError::Throttled { retry_after }
+        | AppError::Overloaded { retry_after, .. } = &self
         {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, AppError::Unavailable) {
+            // The database is reached again within seconds (a restart, a failover, a pool
+            // reconnecting): a client may try again soon.
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+            );
         }
         if matches!(self, AppError::Unauthorized) {
             resp.headers_mut().insert(

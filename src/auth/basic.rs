@@ -1,6 +1,7 @@
 //! HTTP Basic authentication of API clients (`client id : secret`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use uuid::Uuid;
 
 use super::secrets;
+use super::source::ClientAddr;
+use super::throttle::{Throttle, Throttled};
 use crate::app::AppState;
 use crate::domain::client::{Client, ClientStatus};
 use crate::error::AppError;
@@ -26,7 +29,6 @@ const CACHE_MAX: usize = 10_000;
 
 /// Remembers recent successful verifications so a busy client pays for argon2 once, not on
 /// every request. Keyed by client id; holds only a SHA-256 of the presented secret.
-#[derive(Default)]
 pub struct Verifier {
     recent: Mutex<HashMap<Uuid, Remembered>>,
     /// One argon2 check at a time per (client, presented secret): requests that arrive together
@@ -34,6 +36,19 @@ pub struct Verifier {
     /// paying 20 ms of CPU and 19 MiB of memory (a vendor's batch on a fresh server). Other
     /// secrets presented for the same client do not wait behind it.
     checking: Turns,
+    throttle: Throttle,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new(Throttle::default())
+    }
+}
+
+fn throttled(t: Throttled) -> AppError {
+    AppError::Throttled {
+        retry_after: t.retry_after,
+    }
 }
 
 struct Remembered {
@@ -75,31 +90,54 @@ impl Drop for Turn<'_> {
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8ZHpQf1EDnbK4ucBmgwVWt0zGLEUYOAtBMBkBz3Y5Oo";
 
 impl Verifier {
+    pub fn new(throttle: Throttle) -> Self {
+        Self {
+            recent: Mutex::default(),
+            checking: Mutex::default(),
+            throttle,
+        }
+    }
+
+    /// Checks a client's credentials presented from `from`. A secret verified recently passes
+    /// without argon2 (and past any throttle: it is known to be right). Otherwise a throttled
+    /// address or client id is refused at once (`Throttled`), and a failure counts against
+    /// both. The presented secret is never logged.
     pub async fn verify(
         &self,
         db: &sqlx::PgPool,
         id: Uuid,
         secret: &str,
+        from: IpAddr,
     ) -> Result<Client, AppError> {
-        let Some((client, phc)) = store::clients::find_with_hash(db, id).await? else {
-            secrets::verify_secret(secret.to_owned(), DECOY_HASH.to_owned()).await;
-            return Err(AppError::Unauthorized);
-        };
         let presented = secrets::sha256_hex(secret.as_bytes());
-        let remembered = || {
+        let fresh = |phc: Option<&str>| {
             let recent = self.recent.lock().unwrap();
             recent.get(&id).is_some_and(|r| {
-                r.presented == presented && r.phc == phc && r.at.elapsed() < CACHE_TTL
+                r.presented == presented
+                    && phc.is_none_or(|p| r.phc == p)
+                    && r.at.elapsed() < CACHE_TTL
             })
         };
-        if !remembered() {
+        if !fresh(None) {
+            self.throttle.check(from, Some(id)).map_err(throttled)?;
+        }
+        let Some((client, phc)) = store::clients::find_with_hash(db, id).await? else {
+            // As long as for a known id, so the answer does not tell which ids exist.
+            secrets::verify_secret(secret.to_owned(), DECOY_HASH.to_owned()).await?;
+            self.failed(from, None);
+            return Err(AppError::Unauthorized);
+        };
+        if !fresh(Some(&phc)) {
             let turn = Turn::take(&self.checking, (id, presented.clone()));
             let _mine = turn.slot.lock().await;
-            // The check this request waited for may have succeeded meanwhile.
-            if !remembered() {
-                if !secrets::verify_secret(secret.to_owned(), phc.clone()).await {
+            // The check this request waited for may have succeeded, or failed, meanwhile.
+            if !fresh(Some(&phc)) {
+                self.throttle.check(from, Some(id)).map_err(throttled)?;
+                if !secrets::verify_secret(secret.to_owned(), phc.clone()).await? {
+                    self.failed(from, Some(id));
                     return Err(AppError::Unauthorized);
                 }
+                self.throttle.succeeded(from);
                 if client.status == ClientStatus::Active {
                     self.remember(id, presented.clone(), phc.clone(), &client);
                 }
@@ -110,6 +148,21 @@ impl Verifier {
             return Err(AppError::Unauthorized);
         }
         Ok(client)
+    }
+
+    /// Counts a failed authentication that did not go through `verify` (an unknown bearer
+    /// token or SOAP session): it throttles the address like a wrong secret.
+    pub fn failed(&self, from: IpAddr, client: Option<Uuid>) {
+        match client {
+            Some(client) => tracing::warn!(%client, %from, "authentication failed"),
+            None => tracing::warn!(%from, "authentication failed"),
+        }
+        self.throttle.failed(from, client);
+    }
+
+    /// `Err` when `from` may not try to authenticate now.
+    pub fn check_throttle(&self, from: IpAddr) -> Result<(), AppError> {
+        self.throttle.check(from, None).map_err(throttled)
     }
 
     /// The client and the stored hash its secret matched, when that was verified recently,
@@ -165,8 +218,9 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Ok(ClientAddr(from)) = ClientAddr::from_request_parts(parts, state).await;
         let (id, secret) = parse_basic(&parts.headers).ok_or(AppError::Unauthorized)?;
-        let client = state.verifier.verify(&state.db, id, &secret).await?;
+        let client = state.verifier.verify(&state.db, id, &secret, from).await?;
         Ok(Authenticated(client))
     }
 }

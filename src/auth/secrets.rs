@@ -1,5 +1,5 @@
-//! Secret generation, argon2id hashing and keyed hashes. Hashing is CPU-heavy: async callers go
-//! through the `*_blocking`-free wrappers that move it onto the blocking pool.
+//! Secret generation, argon2id hashing and keyed hashes. Hashing is CPU- and memory-heavy:
+//! async callers use `hash_secret`/`verify_secret`, which go through `argon`'s bounded slots.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -30,14 +30,14 @@ pub fn verify_secret_sync(secret: &str, phc: &str) -> bool {
         .is_ok()
 }
 
-pub async fn hash_secret(secret: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_secret_sync(&secret)).await?
+/// The argon2id PHC string of `secret`, computed within the gateway's bound on argon2 work.
+pub async fn hash_secret(secret: String) -> Result<String, super::argon::Busy> {
+    super::argon::hash(secret).await
 }
 
-pub async fn verify_secret(secret: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_secret_sync(&secret, &phc))
-        .await
-        .unwrap_or(false)
+/// Whether `secret` matches `phc`, within the gateway's bound on argon2 work.
+pub async fn verify_secret(secret: String, phc: String) -> Result<bool, super::argon::Busy> {
+    super::argon::verify(secret, phc).await
 }
 
 /// HMAC-SHA256 of `value` under `key`, hex: lets us match a value without storing it.

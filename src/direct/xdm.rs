@@ -6,7 +6,7 @@
 //! because the zip comes from outside: entry count and inflated bytes are capped, and nothing
 //! is ever written to disk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::{Cursor, Read, Write as _};
 
@@ -783,6 +783,8 @@ struct Subset {
 struct Package<'a> {
     archive: ZipArchive<Cursor<&'a [u8]>>,
     entries: Vec<Entry>,
+    /// Index into `entries` by lower-case name (the first entry of a name wins).
+    by_name: HashMap<String, usize>,
     /// Inflated bytes still allowed.
     budget: u64,
 }
@@ -816,9 +818,14 @@ impl<'a> Package<'a> {
             let lower = name.to_lowercase();
             entries.push(Entry { index, name, lower });
         }
+        let mut by_name = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            by_name.entry(e.lower.clone()).or_insert(i);
+        }
         Ok(Self {
             archive,
             entries,
+            by_name,
             budget: limits.bytes,
         })
     }
@@ -875,9 +882,9 @@ impl<'a> Package<'a> {
         }
         let candidates = [format!("{folder}/{uri}"), format!("{folder}{uri}"), uri];
         candidates.iter().find_map(|c| {
-            self.entries
-                .iter()
-                .position(|e| e.lower == *c)
+            self.by_name
+                .get(c)
+                .copied()
                 .filter(|i| !claimed.contains(i))
         })
     }
@@ -888,6 +895,10 @@ impl<'a> Package<'a> {
         listed: &[Listed],
         docs: &mut Vec<XdmDocument>,
     ) -> Result<(), XdmError> {
+        // A listing of more documents than a package may hold files is not an XDM package.
+        if listed.len() > MAX_ENTRIES {
+            return Err(XdmError::TooManyEntries);
+        }
         let mut claimed: HashSet<usize> = HashSet::new();
         let mut unresolved: Vec<&Listed> = Vec::new();
         for l in listed {
@@ -937,15 +948,21 @@ impl<'a> Package<'a> {
             let content = self.read(self.entries[i].index)?;
             found.push((i, content));
         }
+        // Unresolved listings by hash, each taken once, in listing order.
+        let mut by_hash: HashMap<&str, VecDeque<usize>> = HashMap::new();
+        for (k, l) in unresolved.iter().enumerate() {
+            if let Some(h) = l.hash.as_deref() {
+                by_hash.entry(h).or_default().push_back(k);
+            }
+        }
+        let mut taken = vec![false; unresolved.len()];
         let mut unmatched_files = Vec::new();
         for (i, content) in found {
             let hash = sha1_hex(&content);
-            let by_hash = unresolved
-                .iter()
-                .position(|l| l.hash.as_deref() == Some(hash.as_str()));
-            match by_hash {
+            match by_hash.get_mut(hash.as_str()).and_then(|q| q.pop_front()) {
                 Some(k) => {
-                    let l = unresolved.remove(k);
+                    taken[k] = true;
+                    let l = unresolved[k];
                     let name = self.name_in_folder(i, subset);
                     docs.push(document(
                         name,
@@ -957,6 +974,11 @@ impl<'a> Package<'a> {
                 None => unmatched_files.push((i, content)),
             }
         }
+        let unresolved: Vec<&Listed> = unresolved
+            .into_iter()
+            .zip(taken)
+            .filter_map(|(l, t)| (!t).then_some(l))
+            .collect();
         // Same count left on both sides: most likely the same documents in the same order.
         let pair = unresolved.len() == unmatched_files.len();
         for (k, (i, content)) in unmatched_files.into_iter().enumerate() {

@@ -332,33 +332,48 @@ fn static_field(field: &str) -> &'static str {
         .unwrap_or("body")
 }
 
+/// The recipients of `toDirectAddress`, each once. Linear in the field and stopped at the
+/// first address past `MAX_RECIPIENTS`: however long the list, no more is read than that.
 fn parse_recipients(list: &str) -> Result<Vec<DirectAddress>, Invalid> {
     let mut out: Vec<DirectAddress> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for part in list.split([',', ';']) {
         let part = part.trim();
         if part.is_empty() {
             continue;
         }
-        let a = DirectAddress::parse(part)
-            .map_err(|e| Invalid::new("toDirectAddress", format!("{part:?}: {}", e.message)))?;
+        let a = DirectAddress::parse(part).map_err(|e| {
+            Invalid::new(
+                "toDirectAddress",
+                format!("{:?}: {}", excerpt(part), e.message),
+            )
+        })?;
         // The same recipient twice is one delivery.
-        if !out
-            .iter()
-            .any(|o| o.to_string().eq_ignore_ascii_case(&a.to_string()))
-        {
-            out.push(a);
+        if !seen.insert(a.to_string().to_ascii_lowercase()) {
+            continue;
         }
+        if out.len() == MAX_RECIPIENTS {
+            return Err(Invalid::new(
+                "toDirectAddress",
+                format!("at most {MAX_RECIPIENTS} recipients"),
+            ));
+        }
+        out.push(a);
     }
     if out.is_empty() {
         return Err(Invalid::new("toDirectAddress", "is required"));
     }
-    if out.len() > MAX_RECIPIENTS {
-        return Err(Invalid::new(
-            "toDirectAddress",
-            format!("at most {MAX_RECIPIENTS} recipients"),
-        ));
-    }
     Ok(out)
+}
+
+/// The start of a value quoted back in an error: enough to find it, never the whole of a
+/// hostile megabyte.
+fn excerpt(s: &str) -> String {
+    const MAX: usize = 80;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
 }
 
 fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachment>, Invalid> {
@@ -543,6 +558,27 @@ mod tests {
 
     fn field_of(v: Value) -> &'static str {
         SendRequest::parse(&v, 10).unwrap_err().field
+    }
+
+    #[test]
+    fn recipients_are_counted_once_and_the_count_stops_at_the_limit() {
+        let mut v = valid();
+        v["toDirectAddress"] = json!(vec!["Same@B.example.org"; 10_000].join(","));
+        let r = SendRequest::parse(&v, 10).unwrap();
+        assert_eq!(r.to.len(), 1);
+        // 101 distinct addresses, then rubbish the parser must never reach.
+        let mut list: Vec<String> = (0..=MAX_RECIPIENTS)
+            .map(|i| format!("r{i}@b.example.org"))
+            .collect();
+        list.push("not an address".into());
+        v["toDirectAddress"] = json!(list.join(","));
+        let e = SendRequest::parse(&v, 10).unwrap_err();
+        assert_eq!(e.field, "toDirectAddress");
+        assert!(e.message.contains("at most 100"), "{}", e.message);
+        // A huge bad address is quoted back only in part.
+        v["toDirectAddress"] = json!(format!("{}@@x", "a".repeat(1_000_000)));
+        let e = SendRequest::parse(&v, 10).unwrap_err();
+        assert!(e.message.len() < 300, "{} bytes", e.message.len());
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub async fn admit_sends(State(state): State<AppState>, req: Request, next: Next
             _ => {
                 metrics::counter!("gateway_sends_shed_total").increment(1);
                 return AppError::Overloaded {
+                    what: "too many sends in progress",
                     retry_after: Duration::from_secs(1),
                 }
                 .into_response();

@@ -5,6 +5,7 @@ mod health;
 mod middleware;
 pub mod rate_limit;
 pub mod request_id;
+pub mod server;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -10,6 +10,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -17,8 +19,8 @@ use uuid::Uuid;
 use super::JsonBody;
 use super::clients::require_ops;
 use crate::app::AppState;
-use crate::auth::Authenticated;
 use crate::auth::basic::parse_basic;
+use crate::auth::{Authenticated, ClientAddr};
 use crate::domain::Invalid;
 use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
@@ -38,19 +40,34 @@ impl FromRequestParts<AppState> for Vendor {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let client = authenticate_vendor(state, &parts.headers).await?;
+        let Ok(ClientAddr(from)) = ClientAddr::from_request_parts(parts, state).await;
+        let client = authenticate_vendor(state, &parts.headers, from).await?;
         within_rate(state, &client)?;
         Ok(Vendor(client))
     }
 }
 
-/// The vendor client of a request, its credentials checked against the database.
-async fn authenticate_vendor(state: &AppState, headers: &HeaderMap) -> AppResult<Client> {
+/// The vendor client of a request, its credentials checked against the database. Failures
+/// are throttled per address (and client id) like every authentication.
+async fn authenticate_vendor(
+    state: &AppState,
+    headers: &HeaderMap,
+    from: IpAddr,
+) -> AppResult<Client> {
     let client = match bearer_token(headers) {
-        Some(token) => admin::client_for_token(&state.db, &token, state.clock.now()).await?,
+        Some(token) => {
+            state.verifier.check_throttle(from)?;
+            match admin::client_for_token(&state.db, &token, state.clock.now()).await {
+                Err(AppError::Unauthorized) => {
+                    state.verifier.failed(from, None);
+                    return Err(AppError::Unauthorized);
+                }
+                other => other?,
+            }
+        }
         None => {
             let (id, secret) = parse_basic(headers).ok_or(AppError::Unauthorized)?;
-            state.verifier.verify(&state.db, id, &secret).await?
+            state.verifier.verify(&state.db, id, &secret, from).await?
         }
     };
     vendor_only(client)
@@ -87,6 +104,7 @@ fn within_rate(state: &AppState, client: &Client) -> AppResult<()> {
 /// which answers 401 when they no longer hold, and the send runs again.
 pub async fn send_ccda(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<SendReply>> {
@@ -96,39 +114,45 @@ pub async fn send_ccda(
     };
     let (client, confirm) = match recalled {
         Some((client, phc)) => (vendor_only(client)?, Some(phc)),
-        None => (authenticate_vendor(&state, &headers).await?, None),
+        None => (authenticate_vendor(&state, &headers, from).await?, None),
     };
     within_rate(&state, &client)?;
     let recalled = confirm.is_some();
-    let value = match send_body(&state, body) {
-        Ok(value) => value,
-        Err(e) => return Err(refuse(&state, &headers, recalled, e).await),
+    let prepared = match send_body(&state, body) {
+        Ok(body) => messaging::prepare(&state.messaging, body).await,
+        Err(e) => Err(e),
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(&state, &headers, from, recalled, e).await),
     };
     let sent = match messaging::send(
         &state.db,
         &state.messaging,
         client.id,
         confirm.as_deref(),
-        &value,
+        &prepared,
         state.clock.now(),
     )
     .await
     {
         Ok(sent) => sent,
-        Err(e @ AppError::BadRequest(_)) => return Err(refuse(&state, &headers, recalled, e).await),
+        Err(e @ AppError::BadRequest(_)) => {
+            return Err(refuse(&state, &headers, from, recalled, e).await);
+        }
         Err(e) => return Err(e),
     };
     match sent {
         Sent::Accepted(reply) => Ok(Json(reply)),
         Sent::Unconfirmed => {
             state.verifier.forget(client.id);
-            let client = authenticate_vendor(&state, &headers).await?;
+            let client = authenticate_vendor(&state, &headers, from).await?;
             match messaging::send(
                 &state.db,
                 &state.messaging,
                 client.id,
                 None,
-                &value,
+                &prepared,
                 state.clock.now(),
             )
             .await?
@@ -143,18 +167,21 @@ pub async fn send_ccda(
 /// The answer to a request that is wrong in itself. A client that was not read from the
 /// database in this request is checked first: only a client whose credentials hold learns what
 /// is wrong with its request.
-async fn refuse(state: &AppState, headers: &HeaderMap, recalled: bool, e: AppError) -> AppError {
-    if recalled && let Err(auth) = authenticate_vendor(state, headers).await {
+async fn refuse(
+    state: &AppState,
+    headers: &HeaderMap,
+    from: IpAddr,
+    recalled: bool,
+    e: AppError,
+) -> AppError {
+    if recalled && let Err(auth) = authenticate_vendor(state, headers, from).await {
         return auth;
     }
     e
 }
 
-fn send_body(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult<serde_json::Value> {
-    let body = body.map_err(|r| {
+fn send_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
+    body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge {
                 limit: state.config.messaging.body_limit_bytes,
@@ -162,9 +189,7 @@ fn send_body(
         } else {
             AppError::Malformed(r.body_text())
         }
-    })?;
-    serde_json::from_slice(&body)
-        .map_err(|e| AppError::Malformed(format!("the body is not JSON: {e}")))
+    })
 }
 
 #[derive(Deserialize)]
@@ -274,7 +299,12 @@ fn credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(Uuid, String)> 
     })
 }
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -307,7 +337,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             "client credentials are missing",
         );
     };
-    let client = match state.verifier.verify(&state.db, id, &secret).await {
+    let client = match state.verifier.verify(&state.db, id, &secret, from).await {
         Ok(c) => c,
         Err(AppError::Unauthorized) => {
             return oauth_error(

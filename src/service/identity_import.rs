@@ -44,6 +44,12 @@ pub const INDIVIDUAL_COLUMNS: [&str; 6] = [
     "verified_at",
 ];
 
+/// Problems reported at most per file: past that, a file is wrong throughout and a longer list
+/// helps nobody (and would grow with the file).
+pub const MAX_REPORTED: usize = 1000;
+/// Columns a header may have: ours, with room for mistakes, not a million.
+const MAX_COLUMNS: usize = 64;
+
 /// The purpose string of the SSN keyed hash: matching code must use the same.
 pub const SSN_HASH_PURPOSE: &str = "ssn-last4";
 
@@ -108,6 +114,15 @@ impl<R: Read> Sheet<R> {
             .headers()
             .map_err(|e| vec![header_error("header", e.to_string())])?
             .clone();
+        if headers.len() > MAX_COLUMNS {
+            return Err(vec![header_error(
+                "header",
+                format!(
+                    "{} columns; a file has at most {MAX_COLUMNS}",
+                    headers.len()
+                ),
+            )]);
+        }
         let mut columns = HashMap::new();
         let mut errors = Vec::new();
         for (i, h) in headers.iter().enumerate() {
@@ -146,6 +161,19 @@ impl<R: Read> Sheet<R> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for record in self.reader.records() {
+            if errors.len() >= MAX_REPORTED {
+                errors.push(RowError {
+                    file: self.file.clone(),
+                    line: record
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.position())
+                        .map_or(0, |p| p.line()),
+                    field: "file".into(),
+                    message: format!("more than {MAX_REPORTED} problems; reading stopped here"),
+                });
+                break;
+            }
             match record {
                 Ok(rec) => {
                     let line = rec.position().map_or(0, |p| p.line());

@@ -266,7 +266,10 @@ async fn check_new_address(
 /// (database, internal) fails the whole call, so no internals reach an item message.
 fn item_error(e: AppError) -> AppResult<AppError> {
     match e {
-        AppError::Internal(_) | AppError::Unavailable | AppError::Timeout(_) => Err(e),
+        AppError::Internal(_)
+        | AppError::Unavailable
+        | AppError::Timeout(_)
+        | AppError::Overloaded { .. } => Err(e),
         other => Ok(other),
     }
 }
@@ -306,16 +309,8 @@ fn item_key(a: &AddressInput, index: usize) -> String {
 
 async fn hash_passwords(valid: &[ValidAddress]) -> AppResult<Vec<String>> {
     let passwords: Vec<String> = valid.iter().map(|v| v.password.clone()).collect();
-    // One blocking task for the batch: argon2id is deliberately slow.
-    let hashes = tokio::task::spawn_blocking(move || {
-        passwords
-            .iter()
-            .map(|p| secrets::hash_secret_sync(p))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })
-    .await
-    .map_err(anyhow::Error::from)??;
-    Ok(hashes)
+    // One at a time, through the bounded argon2 slots: logins keep their turn meanwhile.
+    Ok(crate::auth::argon::hash_all(passwords).await?)
 }
 
 async fn insert_addresses(
@@ -415,6 +410,7 @@ pub async fn provision(
         .parse()
         .map_err(|e: Invalid| Refusal::Offer(e.message))?;
     let form = form.ok_or_else(|| Refusal::EmptyForm("(form is missing)".into()))?;
+    check_size(form)?;
     let org_input = form
         .organization
         .as_ref()
@@ -456,11 +452,13 @@ pub async fn provision(
         return Err(Refusal::DomainTaken(domain.to_string()).into());
     }
     let mut users = Vec::new();
-    let mut user_errors = Vec::new();
+    let mut user_errors = BTreeMap::new();
     for (i, p) in form.authorized_users.iter().enumerate() {
         match resolve_person(&mut conn, ctx.identity_key, p).await {
             Ok(row) => users.push(row),
-            Err(e) => user_errors.push((i, item_error(e)?)),
+            Err(e) => {
+                user_errors.insert(i, item_error(e)?);
+            }
         }
     }
     let mut admins = Vec::new();
@@ -481,16 +479,15 @@ pub async fn provision(
                 key: text(&p.idp_id).unwrap_or_default().to_owned(),
                 status: ItemStatus::ProvisionFailed,
                 message: user_errors
-                    .iter()
-                    .find(|(j, _)| *j == i)
-                    .map_or_else(|| why.to_owned(), |(_, e)| e.to_string()),
+                    .get(&i)
+                    .map_or_else(|| why.to_owned(), ToString::to_string),
             })
             .collect();
         let addresses = failed_items(form, &errors, why);
         let first = errors
             .into_values()
             .next()
-            .or_else(|| user_errors.into_iter().next().map(|(_, e)| e));
+            .or_else(|| user_errors.into_values().next());
         return Ok(SubmitResult {
             error: first,
             payment: None,
@@ -670,9 +667,31 @@ async fn open_form_call<'f>(
     let form = form
         .filter(|_| has_items)
         .ok_or_else(|| Refusal::EmptyForm(format!("(form.{list} is empty)")))?;
+    check_size(form)?;
     let mut tx = ctx.db.begin().await?;
     let org = own_organization(&mut tx, ctx, &domain).await?;
     Ok((domain, form, tx, org))
+}
+
+/// Items one request may carry in each list: the largest offer's addresses. Every item costs
+/// database work (and an address or password update an argon2 hash), all in one transaction.
+pub const MAX_FORM_ITEMS: usize = 750;
+
+fn check_size(form: &DirectForm) -> AppResult<()> {
+    for (list, n) in [
+        ("directAddresses", form.addresses.len()),
+        ("authorizedUsers", form.authorized_users.len()),
+        ("administrators", form.administrators.len()),
+    ] {
+        if n > MAX_FORM_ITEMS {
+            return Err(Invalid::new(
+                list,
+                format!("at most {MAX_FORM_ITEMS} items per request (this one has {n})"),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn first_error(items: &[ItemResult], errors: Vec<AppError>) -> Option<AppError> {

@@ -117,9 +117,13 @@ impl Fault {
 
 impl IntoResponse for Fault {
     fn into_response(self) -> Response {
+        // SOAP 1.1 carries every fault as 500, except the HTTP layer's own refusals, which
+        // keep the status clients and proxies act on (retry a 503, shrink a 413).
         let status = match self.version {
-            SoapVersion::V11 => StatusCode::INTERNAL_SERVER_ERROR,
-            SoapVersion::V12 => self.status,
+            SoapVersion::V11 if !is_transport_status(self.status) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => self.status,
         };
         let ct = format!("{}; charset=utf-8", self.version.media_type());
         let mut resp = (status, self.to_xml()).into_response();
@@ -129,6 +133,17 @@ impl IntoResponse for Fault {
         );
         resp
     }
+}
+
+fn is_transport_status(s: StatusCode) -> bool {
+    matches!(
+        s,
+        StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE
+    )
 }
 
 /// A request read down to the operation element (the first child of `Body`).
@@ -149,7 +164,7 @@ pub fn read(content_type: Option<&str>, body: &[u8]) -> Result<Request, Fault> {
         "multipart/related" => {
             let related = mtom::parse_related(&ct, body).map_err(|e| sender(e.to_string()))?;
             let mut root = xml::parse(&related.root.body).map_err(|e| sender(e.to_string()))?;
-            mtom::resolve_includes(&mut root, &related.attachments)
+            mtom::resolve_includes(&mut root, related.attachments)
                 .map_err(|e: MtomError| sender(e.to_string()))?;
             (root, true)
         }

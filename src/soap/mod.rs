@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::app::AppState;
+use crate::auth::ClientAddr;
 use crate::error::AppError;
 use crate::http::request_id::RequestId;
 use envelope::{Fault, SoapVersion};
@@ -50,9 +51,14 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// Bodies up to this size are read on the request's own task; larger ones on the CPU pool
+/// (`crate::cpu`), so that a big form does not hold up other requests.
+const INLINE_READ_BYTES: usize = 64 * 1024;
+
 async fn endpoint(
     State(state): State<AppState>,
     request_id: RequestId,
+    ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -60,7 +66,13 @@ async fn endpoint(
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return fault_for(&headers, &AppError::PayloadTooLarge { limit });
     };
-    let request = match envelope::read(content_type(&headers), &bytes) {
+    let ct = content_type(&headers).map(str::to_owned);
+    let read = if bytes.len() <= INLINE_READ_BYTES {
+        envelope::read(ct.as_deref(), &bytes)
+    } else {
+        crate::cpu::run(move |_| envelope::read(ct.as_deref(), &bytes)).await
+    };
+    let request = match read {
         Ok(r) => r,
         Err(fault) => return fault.into_response(),
     };
@@ -76,7 +88,11 @@ async fn endpoint(
         )
         .into_response();
     }
-    let Some(reply) = ops::call(&state, &op.name, op, request_id.0).await else {
+    let caller = ops::Caller {
+        request_id: request_id.0,
+        from,
+    };
+    let Some(reply) = ops::call(&state, &op.name, op, &caller).await else {
         return Fault::sender(version, format!("unknown operation {}", op.name)).into_response();
     };
     envelope::respond(

@@ -21,6 +21,10 @@ pub enum MtomError {
     TooManyParts,
     #[error("xop:Include refers to {0}, which is not a part of this message")]
     MissingPart(String),
+    #[error("xop:Include refers to {0} a second time; each part may be included once")]
+    PartReused(String),
+    #[error("the multipart boundary must be 1 to 70 characters (RFC 2046)")]
+    BadBoundary,
 }
 
 /// A `Content-Type` value split into its lower-cased media type and parameters.
@@ -89,11 +93,10 @@ pub struct Related {
     pub attachments: HashMap<String, Vec<u8>>,
 }
 
+/// Linear whatever the needle: a naive search costs body × boundary length, which a long
+/// boundary made minutes per request.
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    memchr::memmem::find(hay.get(from..)?, needle).map(|i| i + from)
 }
 
 fn strip_angles(s: &str) -> String {
@@ -106,6 +109,9 @@ fn strip_angles(s: &str) -> String {
 
 pub fn parse_related(ct: &ContentType, body: &[u8]) -> Result<Related, MtomError> {
     let boundary = ct.param("boundary").ok_or(MtomError::NoBoundary)?;
+    if boundary.is_empty() || boundary.len() > 70 {
+        return Err(MtomError::BadBoundary);
+    }
     let delimiter = format!("--{boundary}");
     let delimiter = delimiter.as_bytes();
     let mut pos = find(body, delimiter, 0).ok_or(MtomError::Malformed("no boundary line"))?;
@@ -215,22 +221,38 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Replaces every `xop:Include` by the base64 text of the part it names, as if the sender had
-/// inlined it.
+/// inlined it. Each part is taken once: were a part allowed to be named again and again, a few
+/// bytes of references would expand one part into gigabytes of text.
 pub fn resolve_includes(
     el: &mut Element,
-    attachments: &HashMap<String, Vec<u8>>,
+    attachments: HashMap<String, Vec<u8>>,
+) -> Result<(), MtomError> {
+    let mut parts = attachments
+        .into_iter()
+        .map(|(id, data)| (id, Some(data)))
+        .collect();
+    resolve_in(el, &mut parts)
+}
+
+/// `parts`: each part's bytes until an Include takes them.
+fn resolve_in(
+    el: &mut Element,
+    parts: &mut HashMap<String, Option<Vec<u8>>>,
 ) -> Result<(), MtomError> {
     let mut resolved = Vec::with_capacity(el.children.len());
     for mut child in std::mem::take(&mut el.children) {
         if child.ns == XOP_NS && child.name == "Include" {
             let href = child.attr("href").unwrap_or_default();
             let id = percent_decode(href.strip_prefix("cid:").unwrap_or(href));
-            let data = attachments
-                .get(&id)
-                .ok_or_else(|| MtomError::MissingPart(href.to_owned()))?;
+            let data = match parts.get_mut(&id) {
+                None => return Err(MtomError::MissingPart(href.to_owned())),
+                Some(slot) => slot
+                    .take()
+                    .ok_or_else(|| MtomError::PartReused(href.to_owned()))?,
+            };
             el.text.push_str(&STANDARD.encode(data));
         } else {
-            resolve_includes(&mut child, attachments)?;
+            resolve_in(&mut child, parts)?;
             resolved.push(child);
         }
     }
@@ -303,7 +325,7 @@ mod tests {
         let related = parse_related(&ct, &body).unwrap();
         assert_eq!(related.root.content_type.media, "application/xop+xml");
         let mut root = xml::parse(&related.root.body).unwrap();
-        resolve_includes(&mut root, &related.attachments).unwrap();
+        resolve_includes(&mut root, related.attachments).unwrap();
         let csv = STANDARD.decode(&root.child("csv").unwrap().text).unwrap();
         assert_eq!(csv, b"a,b\r\n--not-a-boundary\r\n");
     }
@@ -317,10 +339,28 @@ mod tests {
         };
         root.children.clear();
         assert!(matches!(
-            resolve_includes(&mut wrapper, &HashMap::new()),
+            resolve_includes(&mut wrapper, HashMap::new()),
             Err(MtomError::MissingPart(_))
         ));
         let ct = ContentType::parse("multipart/related; type=\"application/xop+xml\"");
         assert_eq!(parse_related(&ct, b"").err(), Some(MtomError::NoBoundary));
+        let long = format!("multipart/related; boundary=\"{}B\"", "-".repeat(4000));
+        let body = vec![b'-'; 100_000];
+        assert_eq!(
+            parse_related(&ContentType::parse(&long), &body).err(),
+            Some(MtomError::BadBoundary)
+        );
+    }
+
+    #[test]
+    fn a_part_is_included_once() {
+        // Two references to one part would double it; ten thousand would make gigabytes.
+        let doc = format!("<r><a>{}</a><b>{}</b></r>", include("p"), include("p"));
+        let mut root = xml::parse(doc.as_bytes()).unwrap();
+        let parts = HashMap::from([("p".to_owned(), vec![0u8; 1024])]);
+        assert!(matches!(
+            resolve_includes(&mut root, parts),
+            Err(MtomError::PartReused(_))
+        ));
     }
 }

@@ -2,6 +2,8 @@
 //! renders the `return` element. Errors of the service layer become response codes, never
 //! faults (faults are for requests we cannot read).
 
+use std::net::IpAddr;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::NaiveDate;
@@ -38,34 +40,39 @@ fn error_body(e: &AppError) -> String {
 }
 
 /// Runs one operation; `None` when the service has no operation of that name.
-pub async fn call(
-    state: &AppState,
-    name: &str,
-    op: &Element,
-    request_id: Option<String>,
-) -> Option<Reply> {
+pub async fn call(state: &AppState, name: &str, op: &Element, caller: &Caller) -> Option<Reply> {
     let body = match name {
-        "Login" => login(state, op).await,
+        "Login" => login(state, op, caller).await,
         "ProvisionCertifiedProvider"
         | "AddDirectAddressesToCertifiedProvider"
         | "AddAuthorizedUsersToCertifiedProvider"
-        | "UpdateDirectAddressPassword" => submit(state, name, op, request_id).await,
+        | "UpdateDirectAddressPassword" => submit(state, name, op, caller).await,
         "ListProvisionedOrganizations"
         | "CheckProvisionedOrganization"
-        | "CheckProvisionedOrganizationWithOtherInfo" => organizations(state, name, op).await,
+        | "CheckProvisionedOrganizationWithOtherInfo" => {
+            organizations(state, name, op, caller).await
+        }
         "GetMonthlyMessageStatusReport" => {
-            return Some(report(state, name, op, Period::Monthly).await);
+            return Some(report(state, name, op, caller, Period::Monthly).await);
         }
         "GetWeeklyMessageStatusReport" => {
-            return Some(report(state, name, op, Period::Weekly).await);
+            return Some(report(state, name, op, caller, Period::Weekly).await);
         }
-        "GetDailyMessageStatusReport" => return Some(report(state, name, op, Period::Daily).await),
+        "GetDailyMessageStatusReport" => {
+            return Some(report(state, name, op, caller, Period::Daily).await);
+        }
         _ => return None,
     };
     Some(reply(name, body))
 }
 
-async fn login(state: &AppState, op: &Element) -> String {
+/// Who sent the request: its id for the audit log, its address for throttling.
+pub struct Caller {
+    pub request_id: Option<String>,
+    pub from: IpAddr,
+}
+
+async fn login(state: &AppState, op: &Element, caller: &Caller) -> String {
     let result = async {
         let username = op
             .child_text("username")
@@ -80,6 +87,7 @@ async fn login(state: &AppState, op: &Element) -> String {
             &state.verifier,
             username,
             password,
+            caller.from,
             state.config.soap.session_ttl,
             state.clock.now(),
         )
@@ -97,11 +105,18 @@ async fn login(state: &AppState, op: &Element) -> String {
     }
 }
 
-async fn reseller(state: &AppState, op: &Element) -> Result<Uuid, AppError> {
+async fn reseller(state: &AppState, op: &Element, caller: &Caller) -> Result<Uuid, AppError> {
     let session = op
         .child_text("sessionId")
         .ok_or_else(|| Invalid::new("sessionId", "is required"))?;
-    sessions::reseller_of(&state.db, session, state.clock.now()).await
+    sessions::reseller_of(
+        &state.db,
+        &state.verifier,
+        session,
+        caller.from,
+        state.clock.now(),
+    )
+    .await
 }
 
 // ---- request parsing -----------------------------------------------------------------------
@@ -162,8 +177,8 @@ fn form(op: &Element) -> Option<DirectForm> {
 
 // ---- operations ----------------------------------------------------------------------------
 
-async fn submit(state: &AppState, name: &str, op: &Element, request_id: Option<String>) -> String {
-    let reseller = match reseller(state, op).await {
+async fn submit(state: &AppState, name: &str, op: &Element, caller: &Caller) -> String {
+    let reseller = match reseller(state, op, caller).await {
         Ok(r) => r,
         Err(e) => return error_body(&e),
     };
@@ -172,7 +187,7 @@ async fn submit(state: &AppState, name: &str, op: &Element, request_id: Option<S
         pki: &state.pki,
         offers: &state.config.offers,
         identity_key: state.identity_key(),
-        actor: Actor::client(reseller, request_id),
+        actor: Actor::client(reseller, caller.request_id.clone()),
         reseller,
         now: state.clock.now(),
     };
@@ -202,9 +217,9 @@ async fn submit(state: &AppState, name: &str, op: &Element, request_id: Option<S
     }
 }
 
-async fn organizations(state: &AppState, name: &str, op: &Element) -> String {
+async fn organizations(state: &AppState, name: &str, op: &Element, caller: &Caller) -> String {
     let result = async {
-        let reseller = reseller(state, op).await?;
+        let reseller = reseller(state, op, caller).await?;
         match name {
             "ListProvisionedOrganizations" => prov::list(&state.db, reseller).await,
             _ => Ok(vec![
@@ -236,9 +251,15 @@ fn parse_flag(op: &Element, name: &'static str, default: bool) -> Result<bool, I
     }
 }
 
-async fn report(state: &AppState, name: &str, op: &Element, period: Period) -> Reply {
+async fn report(
+    state: &AppState,
+    name: &str,
+    op: &Element,
+    caller: &Caller,
+    period: Period,
+) -> Reply {
     let result = async {
-        let reseller = reseller(state, op).await?;
+        let reseller = reseller(state, op, caller).await?;
         let day = match op.child_text("reportDate") {
             None => state.clock.now().date_naive(),
             Some(d) => d

@@ -12,7 +12,7 @@ use crate::store::reports::StatusRow;
 pub fn code_of(e: &AppError) -> &'static str {
     match e {
         AppError::Invalid(_) | AppError::BadRequest(_) | AppError::Malformed(_) => "010",
-        AppError::Unauthorized => "011",
+        AppError::Unauthorized | AppError::Throttled { .. } => "011",
         AppError::Forbidden(_) => "013",
         AppError::NotFound(_) => "012",
         AppError::Refused(r) => r.code(),

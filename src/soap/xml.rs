@@ -12,6 +12,9 @@ use quick_xml::name::ResolveResult;
 pub const MAX_DEPTH: usize = 32;
 /// Most elements a request may have (a form with hundreds of addresses stays far below).
 pub const MAX_ELEMENTS: usize = 100_000;
+/// Most attributes one element may have (ours need a handful). Checking a new attribute
+/// against the earlier ones for duplicates is what makes thousands of them expensive.
+pub const MAX_ATTRIBUTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -35,6 +38,8 @@ pub enum XmlError {
     TooDeep,
     #[error("more than {MAX_ELEMENTS} XML elements")]
     TooManyElements,
+    #[error("an element with more than {MAX_ATTRIBUTES} attributes")]
+    TooManyAttributes,
 }
 
 impl Element {
@@ -80,6 +85,9 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<Element, XmlErro
     };
     let mut attrs = Vec::new();
     for a in e.attributes() {
+        if attrs.len() == MAX_ATTRIBUTES {
+            return Err(XmlError::TooManyAttributes);
+        }
         let a = a.map_err(malformed)?;
         let key = a.key.as_ref().to_owned();
         let value = unescape_attr(&a.value)?;
@@ -269,6 +277,11 @@ mod tests {
         assert!(matches!(parse(b"<a><b></a>"), Err(XmlError::Malformed(_))));
         assert!(matches!(parse(b"<a/><b/>"), Err(XmlError::Malformed(_))));
         assert!(matches!(parse(b"<p:a/>"), Err(XmlError::Malformed(_))));
+        let attrs: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}='x'")).collect();
+        assert_eq!(
+            parse(format!("<a{attrs}/>").as_bytes()),
+            Err(XmlError::TooManyAttributes)
+        );
     }
 
     #[test]

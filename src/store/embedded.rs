@@ -32,7 +32,7 @@ pub struct EmbeddedOptions {
     pub throwaway: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
     data_dir: PathBuf,
@@ -71,12 +71,21 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
         pg.clear_stale_lock_files()?;
+        pg.launch()?;
+        pg.started_by_us = true;
+        tracing::info!(data_dir = %pg.data_dir.display(), "embedded PostgreSQL started");
+        Ok(pg)
+    }
+
+    /// `pg_ctl start`, waiting until the cluster accepts connections (crash recovery, when
+    /// the last run ended in a crash, happens before that).
+    fn launch(&self) -> anyhow::Result<()> {
         // An operator's own GLIBC_TUNABLES (inherited) is left as it is.
         let tunables = match std::env::var_os("GLIBC_TUNABLES") {
             None => vec![("GLIBC_TUNABLES", memory::glibc_tunables())],
             Some(_) => vec![],
         };
-        pg.pg_ctl_with(
+        self.pg_ctl_with(
             &tunables,
             &[
                 "start",
@@ -84,13 +93,25 @@ impl EmbeddedPostgres {
                 "-t",
                 "60",
                 "-l",
-                &pg.log_file().to_string_lossy(),
+                &self.log_file().to_string_lossy(),
             ],
         )
-        .context("starting the embedded PostgreSQL")?;
-        pg.started_by_us = true;
-        tracing::info!(data_dir = %pg.data_dir.display(), "embedded PostgreSQL started");
-        Ok(pg)
+        .context("starting the embedded PostgreSQL")
+    }
+
+    /// Whether a postmaster serves this data folder now.
+    pub fn is_running(&self) -> bool {
+        self.running_postmaster().is_some()
+    }
+
+    /// Starts the cluster again after its postmaster died. PostgreSQL refuses while processes
+    /// of the dead one still hold its shared memory; the caller retries.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.clear_stale_lock_files()?;
+        self.launch()
     }
 
     /// True when this start ran `initdb`: the very first start on this data folder.

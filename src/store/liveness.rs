@@ -25,12 +25,37 @@ fn since_origin(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(origin()).as_nanos()).unwrap_or(u64::MAX - 1)
 }
 
+/// Whether a statement failed because the database could not be reached or is going away
+/// (restarting, recovering from a crash, shutting down, out of connections), rather than
+/// because of the statement: the caller should be told to come back, not that we failed.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| unavailable_state(&c)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs of a server that is unreachable or going away: class 08 (connection exception),
+/// 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (starting up or in
+/// recovery), 53300 too_many_connections.
+fn unavailable_state(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 /// Records that a statement failed because its connection is unusable.
 pub fn observe(error: &sqlx::Error) {
-    if matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)
-    ) {
+    let broken = match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| unavailable_state(&c)),
+        _ => false,
+    };
+    if broken {
         trouble_at(Instant::now());
     }
 }

@@ -14,6 +14,7 @@ pub mod pki;
 pub mod provisioning;
 pub mod reports;
 pub mod sessions;
+pub mod supervisor;
 
 use std::str::FromStr;
 

@@ -1,6 +1,7 @@
 //! Signed HTTP delivery to vendors: Standard Webhooks signatures, the credentials vendors ask
 //! us to present, and the POST itself. No database here; callers decide what a failure means.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -8,6 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+use crate::egress::EgressPolicy;
 
 /// How we authenticate to a vendor's endpoint, as the vendor registered it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,12 +81,16 @@ pub enum PushError {
     Unreachable(String),
     #[error("endpoint did not answer within {0:?}")]
     Timeout(Duration),
+    /// The endpoint's address is one pushes may not reach (`egress`).
+    #[error("endpoint refused: {0}")]
+    Refused(crate::egress::Refused),
 }
 
 /// The HTTP client of all pushes, shared so connections to a vendor are reused.
 #[derive(Clone)]
 pub struct Pusher {
     client: reqwest::Client,
+    policy: Arc<EgressPolicy>,
     timeout: Duration,
 }
 
@@ -95,16 +102,18 @@ pub struct Signed<'a> {
 }
 
 impl Pusher {
-    pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+    /// Pushes reach only what `policy` allows; redirects are never followed (they would send
+    /// PHI to a place nobody registered).
+    pub fn new(timeout: Duration, policy: Arc<EgressPolicy>) -> Self {
+        let client = crate::egress::guarded_client(policy.clone(), timeout)
             .user_agent(concat!("hisp-gateway/", env!("CARGO_PKG_VERSION")))
-            // Vendors' endpoints are fixed URLs; following redirects would send PHI elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client builds with static settings");
-        Self { client, timeout }
+        Self {
+            client,
+            policy,
+            timeout,
+        }
     }
 
     /// POSTs a JSON body. Any 2xx is success; everything else is an error for the caller to
@@ -118,6 +127,10 @@ impl Pusher {
         idempotency_key: &str,
         signed: Option<Signed<'_>>,
     ) -> Result<u16, PushError> {
+        // An address written in the URL is connected to without resolution, so the resolver's
+        // check never sees it: it is checked here.
+        let parsed = reqwest::Url::parse(url).map_err(|e| PushError::Unreachable(e.to_string()))?;
+        self.policy.check_url(&parsed).map_err(PushError::Refused)?;
         let mut req = self
             .client
             .post(url)
@@ -138,6 +151,7 @@ impl Pusher {
             Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
             Ok(resp) => Err(PushError::Status(resp.status().as_u16())),
             Err(e) if e.is_timeout() => Err(PushError::Timeout(self.timeout)),
+            Err(e) if let Some(r) = crate::egress::refusal_in(&e) => Err(PushError::Refused(r)),
             // The URL is the vendor's own; the error text has no PHI.
             Err(e) => Err(PushError::Unreachable(root_cause(&e))),
         }
@@ -152,8 +166,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Checks a URL a vendor registers: absolute http(s), no credentials inside it.
-pub fn parse_endpoint_url(s: &str) -> Result<String, String> {
+/// Checks a URL a vendor registers: absolute http(s), no credentials inside it, no address
+/// that `policy` forbids written in it (names are checked again at every connection).
+pub fn parse_endpoint_url(s: &str, policy: &EgressPolicy) -> Result<String, String> {
     let url = reqwest::Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
@@ -164,6 +179,7 @@ pub fn parse_endpoint_url(s: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials; give them as auth".into());
     }
+    policy.check_url(&url).map_err(|r| r.to_string())?;
     Ok(url.to_string())
 }
 
@@ -193,9 +209,15 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_checked() {
-        assert!(parse_endpoint_url("https://ehr.example.org/inbound").is_ok());
-        assert!(parse_endpoint_url("ftp://ehr.example.org/").is_err());
-        assert!(parse_endpoint_url("https://u:p@ehr.example.org/").is_err());
-        assert!(parse_endpoint_url("not a url").is_err());
+        let p = EgressPolicy::default();
+        assert!(parse_endpoint_url("https://ehr.example.org/inbound", &p).is_ok());
+        assert!(parse_endpoint_url("ftp://ehr.example.org/", &p).is_err());
+        assert!(parse_endpoint_url("https://u:p@ehr.example.org/", &p).is_err());
+        assert!(parse_endpoint_url("not a url", &p).is_err());
+        let local = parse_endpoint_url("http://2130706433:8080/api/v1/clients", &p).unwrap_err();
+        assert!(
+            local.contains("127.0.0.1") && local.contains("loopback"),
+            "{local}"
+        );
     }
 }

@@ -151,7 +151,7 @@ fn auth_kind(a: &Option<EndpointAuth>) -> &'static str {
 }
 
 fn check_auth(field: &'static str, a: &Option<EndpointAuth>) -> AppResult<()> {
-    let bad = |m: &str| Err(AppError::Invalid(Invalid::new(field, m)));
+    let bad = |m: &str| Err(AppError::BadRequest(Invalid::new(field, m)));
     match a {
         Some(EndpointAuth::Basic { username, password })
             if username.is_empty() || username.contains(':') || password.is_empty() =>
@@ -184,11 +184,8 @@ async fn granted_address(db: &PgPool, client: Uuid, address: &str) -> AppResult<
     let row = sql::find_address(db, &a.to_string(), client)
         .await?
         .filter(|r| r.granted)
-        .ok_or_else(|| {
-            AppError::Forbidden(format!(
-                "{a} is not an address of an organization granted to this client"
-            ))
-        })?;
+        // An address of another vendor's organization is "not found" like an unknown one.
+        .ok_or_else(|| AppError::NotFound(format!("address {a} among this client's addresses")))?;
     Ok((row.id, row.address))
 }
 
@@ -204,7 +201,10 @@ pub async fn put_endpoint(
     let url = |field: &'static str, u: &Option<String>| -> AppResult<Option<String>> {
         u.as_deref()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_endpoint_url(s).map_err(|m| AppError::Invalid(Invalid::new(field, m))))
+            .map(|s| {
+                parse_endpoint_url(s, &ctx.egress)
+                    .map_err(|m| AppError::BadRequest(Invalid::new(field, m)))
+            })
             .transpose()
     };
     let inbound_url = url("inboundUrl", &req.inbound_url)?;
@@ -214,13 +214,13 @@ pub async fn put_endpoint(
     let shape = match req.inbound_shape.as_deref() {
         None => Shape::Flat,
         Some(s) => Shape::parse(s).ok_or_else(|| {
-            AppError::Invalid(Invalid::new("inboundShape", "must be flat or envelope"))
+            AppError::BadRequest(Invalid::new("inboundShape", "must be flat or envelope"))
         })?,
     };
     let xdm = match req.xdm_delivery.as_deref() {
         None => XdmDelivery::Zip,
         Some(s) => XdmDelivery::parse(s).ok_or_else(|| {
-            AppError::Invalid(Invalid::new("xdmDelivery", "must be zip or unpacked"))
+            AppError::BadRequest(Invalid::new("xdmDelivery", "must be zip or unpacked"))
         })?,
     };
     let seal = |a: &Option<EndpointAuth>| -> AppResult<Option<Vec<u8>>> {

@@ -186,12 +186,20 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
             .map_err(transient)?;
     }
     let raw = raw.ok_or_else(|| JobError::Permanent("message has no MIME body".into()))?;
-    let raw = packed_mime::unpack(raw).map_err(|e| JobError::Permanent(e.to_string()))?;
     let shape = Shape::parse(&endpoint.inbound_shape).unwrap_or(Shape::Flat);
     let xdm = XdmDelivery::parse(&endpoint.inbound_xdm).unwrap_or(XdmDelivery::Zip);
-    let body = match inbound::payload(&msg, &raw, &recipient, shape, xdm) {
+    // Reading the stored MIME (and an XDM package in it) and writing the JSON costs time in
+    // proportion to the message: off the async threads, like a request's heavy work.
+    let (to, row) = (recipient.clone(), msg.clone());
+    let built = crate::cpu::run(move |_| {
+        let raw = packed_mime::unpack(raw).map_err(|e| Err(e.to_string()))?;
+        inbound::payload(&row, &raw, &to, shape, xdm).map_err(Ok)
+    })
+    .await;
+    let body = match built {
         Ok(b) => b,
-        Err(e) => return fail("local", e).await,
+        Err(Ok(unreadable)) => return fail("local", unreadable).await,
+        Err(Err(e)) => return Err(JobError::Permanent(e)),
     };
     let auth = open_auth(ctx, endpoint.inbound_auth.as_deref()).map_err(transient)?;
     sql::count_attempt(db, id, &recipient)

@@ -212,6 +212,9 @@ pub fn test_config() -> Config {
     ];
     c.jobs.poll_interval = Duration::from_millis(200);
     c.database.max_connections = 10;
+    // The vendors' servers of the tests listen on loopback, which pushes may not reach by
+    // default.
+    c.webhooks.allow_private = vec![hisp_gateway::egress::Cidr::parse("127.0.0.1/32").unwrap()];
     c
 }
 
@@ -355,6 +358,7 @@ pub fn gateway_command() -> Command {
     cmd.env("GW_SECURITY__IDENTITY_HASH_KEY", TEST_IDENTITY_KEY)
         .env("GW_CA__KEY_ENCRYPTION_KEY", TEST_KEK)
         .env("GW_CA__CA_KEY_BITS", "2048")
+        .env("GW_WEBHOOKS__ALLOW_PRIVATE", "[\"127.0.0.1/32\"]")
         .env("GW_LOG__FORMAT", "json");
     cmd
 }
