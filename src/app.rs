@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
+use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::http::admission::Admission;
@@ -70,7 +71,9 @@ impl App {
             db,
             retry,
             pki,
-            verifier: Arc::new(Verifier::default()),
+            verifier: Arc::new(Verifier::new(Throttle::new(
+                config.security.throttle_policy(),
+            ))),
             clock: Clock::default(),
             admission: Arc::new(Admission::new(
                 config.messaging.max_concurrent_sends,

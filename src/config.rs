@@ -187,6 +187,26 @@ pub struct JobsConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecurityConfig {
     pub identity_hash_key: Secret,
+    /// Failed authentications allowed from one address, and naming one client id, before
+    /// each further one blocks it for twice as long as the last, from `failed_auth_first_block`
+    /// up to `failed_auth_lockout` (also how long a quiet record is kept).
+    pub failed_auth_per_address: u32,
+    pub failed_auth_per_client: u32,
+    #[serde(with = "humantime_serde")]
+    pub failed_auth_first_block: Duration,
+    #[serde(with = "humantime_serde")]
+    pub failed_auth_lockout: Duration,
+}
+
+impl SecurityConfig {
+    pub fn throttle_policy(&self) -> crate::auth::throttle::ThrottlePolicy {
+        crate::auth::throttle::ThrottlePolicy {
+            address_allowance: self.failed_auth_per_address,
+            client_allowance: self.failed_auth_per_client,
+            first_block: self.failed_auth_first_block,
+            lockout: self.failed_auth_lockout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +297,11 @@ impl Config {
         anyhow::ensure!(
             self.http.body_limit_bytes > 0,
             "http.body_limit_bytes must be positive"
+        );
+        anyhow::ensure!(
+            !self.security.failed_auth_first_block.is_zero()
+                && self.security.failed_auth_lockout >= self.security.failed_auth_first_block,
+            "security.failed_auth_first_block must be positive and at most failed_auth_lockout"
         );
         anyhow::ensure!(
             self.http.max_connections > 0 && self.http.max_connections_per_address > 0,

@@ -11,6 +11,8 @@ pub mod direct;
 pub mod domain;
 pub mod egress;
 pub mod error;
+#[cfg(test)]
+pub mod fuzzing;
 pub mod http;
 pub mod jobs;
 pub mod memory;

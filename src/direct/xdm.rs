@@ -172,6 +172,8 @@ pub struct ListedDocument {
 pub enum XdmError {
     #[error("an XDM package needs at least one document")]
     NoDocuments,
+    #[error("the request was abandoned while its package was being built")]
+    Abandoned,
     #[error(
         "document file name {0:?} is not usable (empty, a path, `..`, control or reserved characters)"
     )]
@@ -206,6 +208,19 @@ pub fn oid_from_uuid(id: uuid::Uuid) -> String {
 
 /// Builds the package zip (deflated) in memory.
 pub fn build_package(meta: &SubmissionMetadata, docs: &[XdmDocument]) -> Result<Vec<u8>, XdmError> {
+    build_package_until(meta, docs, &|| false)
+}
+
+/// Deflated this much at a time between checks of `abandoned`.
+const DEFLATE_STEP: usize = 1024 * 1024;
+
+/// `build_package`, giving up with `Abandoned` once `abandoned()` says nobody waits for the
+/// result any more (checked every `DEFLATE_STEP` bytes: deflating is most of the cost).
+pub fn build_package_until(
+    meta: &SubmissionMetadata,
+    docs: &[XdmDocument],
+    abandoned: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, XdmError> {
     if docs.is_empty() {
         return Err(XdmError::NoDocuments);
     }
@@ -238,7 +253,12 @@ pub fn build_package(meta: &SubmissionMetadata, docs: &[XdmDocument]) -> Result<
     zip.add_directory(SUBSET_DIR, options)?;
     let mut add = |name: &str, bytes: &[u8]| -> Result<(), XdmError> {
         zip.start_file(name, options)?;
-        zip.write_all(bytes)?;
+        for chunk in bytes.chunks(DEFLATE_STEP) {
+            if abandoned() {
+                return Err(XdmError::Abandoned);
+            }
+            zip.write_all(chunk)?;
+        }
         Ok(())
     };
     add(INDEX_PATH, index.as_bytes())?;
@@ -1561,5 +1581,40 @@ mod tests {
         assert_eq!(safe_base_name("IHE_XDM/SUBSET01/.."), "document");
         assert_eq!(safe_base_name("a/b\u{7}c.pdf"), "bc.pdf");
         assert_eq!(oid_from_uuid(uuid::Uuid::from_u128(42)), "2.25.42");
+    }
+
+    fn fuzz_seed_metadata() -> Vec<u8> {
+        let zip = build_package(&meta(), &docs()[..1]).expect("build");
+        let mut archive = ZipArchive::new(Cursor::new(zip.as_slice())).expect("zip");
+        entry_bytes(&mut archive, "IHE_XDM/SUBSET01/METADATA.XML")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged zips: an error or documents, never a panic.
+        #[test]
+        fn fuzz_xdm_packages_never_panic(zip in crate::fuzzing::mutated(vec![
+            build_package(&meta(), &docs()[..1]).expect("build"),
+            zipped(&[("IHE_XDM/SUBSET01METADATA.xml", &fuzz_seed_metadata()), ("IHE_XDM/SUBSET01/a.xml", b"<a/>")]),
+        ])) {
+            let _ = read_package(&zip);
+            let _ = read_metadata(&zip);
+        }
+
+        /// Sound zips whose METADATA.XML and entry names are damaged: the reader's own logic.
+        #[test]
+        fn fuzz_xdm_metadata_never_panics(
+            metadata in crate::fuzzing::mutated(vec![fuzz_seed_metadata()]),
+            name in crate::fuzzing::mutated(vec![b"IHE_XDM/SUBSET01/ccda summary.xml".to_vec()]),
+        ) {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let zip = zipped(&[
+                ("IHE_XDM/SUBSET01/METADATA.XML", metadata.as_slice()),
+                (name.as_str(), b"<ClinicalDocument/>".as_slice()),
+            ]);
+            let _ = read_package(&zip);
+            let _ = read_metadata(&zip);
+        }
     }
 }

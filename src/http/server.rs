@@ -196,14 +196,14 @@ fn refuse(stream: TcpStream) {
 }
 
 /// A socket whose writes fail once they have made no progress for `timeout`.
-struct StallGuard {
-    inner: TcpStream,
+struct StallGuard<S> {
+    inner: S,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
 }
 
-impl StallGuard {
-    fn new(inner: TcpStream, timeout: Duration) -> Self {
+impl<S> StallGuard<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
         Self {
             inner,
             timeout,
@@ -232,7 +232,7 @@ impl StallGuard {
     }
 }
 
-impl AsyncRead for StallGuard {
+impl<S: AsyncRead + Unpin> AsyncRead for StallGuard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -242,7 +242,7 @@ impl AsyncRead for StallGuard {
     }
 }
 
-impl AsyncWrite for StallGuard {
+impl<S: AsyncWrite + Unpin> AsyncWrite for StallGuard<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -278,6 +278,35 @@ impl AsyncWrite for StallGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_never_reads_fails_after_the_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let mut guarded = StallGuard::new(ours, Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        // 64 bytes fit in the pipe; the rest waits for a reader that never comes.
+        let err = guarded.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_reader_is_not_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut guarded = StallGuard::new(ours, Duration::from_secs(30));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let mut total = 0;
+            while total < 1024 {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                total += theirs.read(&mut buf).await.unwrap();
+            }
+        });
+        guarded.write_all(&[0u8; 1024]).await.unwrap();
+        reader.await.unwrap();
+    }
 
     #[test]
     fn the_refusal_is_a_whole_http_response() {

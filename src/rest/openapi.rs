@@ -134,7 +134,7 @@ async fn ui_asset(Path(file): Path<String>) -> Result<Response, AppError> {
 
 const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-style messaging API (`/MessagingAPI`, `/oauth2/token`), the set-up and operations API (`/api/v1`), the public PKI files (`/pki`) and the health probes.
 
-**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent): a wrong kind gets 403.
+**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent): a wrong kind gets 403. Failed authentications are throttled per source address and client id: after a few, further attempts get 429 `too_many_requests` with `Retry-After` (doubling with each further failure), without the credentials being checked.
 
 **Errors.** Every error of these routes (except `/oauth2/token`, which answers RFC 6749 errors, and the SOAP service) has the body `{"error": {"code", "message", "field"}}`; `field` names the offending input where there is one. 401 carries `WWW-Authenticate`, 429 carries `Retry-After` (seconds). Bodies larger than the limit get 413 (`send_ccda` has a larger limit of its own); a request that does not complete in time, or finds the database unavailable, gets 503.
 
@@ -302,8 +302,9 @@ impl utoipa::Modify for CommonResponses {
             (
                 R_TOO_MANY,
                 error_response(
-                    "The vendor client is over its request rate (`too_many_requests`); retry \
-                     after the given number of seconds.",
+                    "The vendor client is over its request rate, or too many authentications \
+                     failed from this address or for this client id (`too_many_requests`); \
+                     retry after the given number of seconds.",
                 )
                 .header(
                     "Retry-After",
@@ -323,13 +324,16 @@ impl utoipa::Modify for CommonResponses {
                 R_UNAVAILABLE,
                 error_response(
                     "The request did not complete within the request timeout (`timeout`), the \
-                     database is unavailable (`unavailable`), or `send_ccda` already has as many \
-                     sends in progress as it works on at once and this one waited its turn in \
-                     vain (`overloaded`, nothing was read or written); safe to retry later.",
+                     database is unavailable or restarting (`unavailable`), or a bounded \
+                     resource stayed taken for as long as a request may wait (`overloaded`: \
+                     `send_ccda`'s sends in progress, or the password checks in progress); \
+                     nothing was written; safe to retry later.",
                 )
                 .header(
                     "Retry-After",
-                    integer_header("With `overloaded`: seconds to wait before retrying."),
+                    integer_header(
+                        "With `unavailable` and `overloaded`: seconds to wait before retrying.",
+                    ),
                 )
                 .build(),
             ),
@@ -367,7 +371,7 @@ impl utoipa::Modify for CommonResponses {
                 if security.contains(&basic) || security.contains(&bearer) {
                     add("401", R_UNAUTHORIZED);
                 }
-                if security.contains(&bearer) {
+                if security.contains(&basic) || security.contains(&bearer) {
                     add("429", R_TOO_MANY);
                 }
                 if op.request_body.is_some() {
@@ -1258,8 +1262,8 @@ mod operations {
         responses(
             (status = 200, description = "The status of each recipient.", body = StatusReply),
             (status = 400, description = "`xdMsgId` or `fromDirectAddress` is missing (`invalid`, with `field`).", body = ErrorBody),
-            (status = 403, description = "Not a vendor client, or the message was sent by another client.", body = ErrorBody),
-            (status = 404, description = "No such message from that address.", body = ErrorBody),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "No such message from that address sent by this client (another client's message is answered the same way).", body = ErrorBody),
         ),
         security(("basicAuth" = []), ("oauth2" = []))
     )]
@@ -1306,6 +1310,8 @@ mod operations {
             (status = 400, description = "Not a form (`invalid_request`), a grant type other than `client_credentials` (`unsupported_grant_type`), or not a vendor client (`unauthorized_client`).", body = OAuthError),
             (status = 401, description = "Missing credentials, or unknown client or wrong secret (`invalid_client`).", body = OAuthError,
                 headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hisp-gateway\"`"))),
+            (status = 429, description = "Too many failed authentications from this address or for this client id (`too_many_requests`, the gateway's error body).", body = ErrorBody,
+                headers(("Retry-After" = u64, description = "Seconds to wait."))),
         ),
         security(("basicAuth" = []), ())
     )]
@@ -1321,8 +1327,8 @@ mod operations {
         params(("address" = String, Path, description = "A Direct address of an organization granted to the vendor.", example = "john@direct.clinic.example.org")),
         responses(
             (status = 200, description = "The registration.", body = EndpointView),
-            (status = 403, description = "Not a vendor client, or the address is not one of an organization granted to it.", body = ErrorBody),
-            (status = 404, description = "No endpoints registered for the address.", body = ErrorBody),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "No endpoints registered for the address, or the address is not one of an organization granted to the vendor (answered alike).", body = ErrorBody),
             (status = 422, description = "The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []), ("oauth2" = []))
@@ -1341,9 +1347,10 @@ mod operations {
         request_body(content = EndpointRequest, content_type = "application/json"),
         responses(
             (status = 200, description = "The registration as stored.", body = EndpointView),
-            (status = 400, description = "The body is not JSON of this shape, or has unknown fields (`malformed`).", body = ErrorBody),
-            (status = 403, description = "Not a vendor client, or the address is not one of an organization granted to it.", body = ErrorBody),
-            (status = 422, description = "A field is invalid (`invalid`, with `field`: `inboundUrl`, `dsnUrl`, `inboundAuth`, `dsnAuth`, `inboundShape`, `xdmDelivery`, or the address).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape, or has unknown fields (`malformed`); or a field is invalid (`invalid`, with `field`: `inboundUrl`, `dsnUrl`, `inboundAuth`, `dsnAuth`, `inboundShape`, `xdmDelivery`). A URL whose written address is loopback, private, link-local or otherwise not public, or a `localhost` name, is invalid.", body = ErrorBody),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "The address is not one of an organization granted to the vendor (answered like an unknown address).", body = ErrorBody),
+            (status = 422, description = "The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []), ("oauth2" = []))
     )]

@@ -413,4 +413,18 @@ mod tests {
         assert_eq!(fields, ["ssn", "date_of_birth", "ssn_last4"]);
         assert!(errs.iter().all(|e| e.line == 1));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged CSV files: identities or located problems, never a panic.
+        #[test]
+        fn fuzz_identity_files_never_panic(file in crate::fuzzing::mutated(vec![
+            b"certified_id,name,tax_id,state,npi,address_line1,address_line2,city,zip,healthcare_provider,verified_at\n7001,\"Harbor, Family\",12-3456789,NJ,1234567893,10 Main St,,Trenton,08601,true,2026-01-05\n".to_vec(),
+            b"idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at\n8001,Ada,Stone,1975-03-02,1111,2026-01-05T10:00:00Z\n".to_vec(),
+        ])) {
+            let _ = parse_organizations("orgs.csv", file.as_slice());
+            let _ = parse_individuals("people.csv", file.as_slice());
+        }
+    }
 }

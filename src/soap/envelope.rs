@@ -263,4 +263,39 @@ mod tests {
         let f = read(Some("application/json"), b"{}").unwrap_err();
         assert_eq!(f.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
+
+    const FUZZ_TYPES: [&str; 4] = [
+        "text/xml; charset=utf-8",
+        "application/soap+xml",
+        "multipart/related; type=\"application/xop+xml\"; start=\"<root>\"; start-info=\"application/soap+xml\"; boundary=\"b\"",
+        "multipart/related; boundary=b",
+    ];
+
+    fn fuzz_seeds() -> Vec<Vec<u8>> {
+        let login = format!(
+            r#"<s:Envelope xmlns:s="{SOAP12_NS}"><s:Header/><s:Body><ns:Login xmlns:ns="urn:x"><username>u</username><password>p</password></ns:Login></s:Body></s:Envelope>"#
+        );
+        let mtom = format!(
+            "--b\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\nContent-ID: <root>\r\n\r\n{}\r\n--b\r\nContent-ID: <p@x>\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n",
+            login.replace("<password>p</password>", r#"<password><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:p%40x"/></password>"#)
+        );
+        vec![
+            login.clone().into_bytes(),
+            login.replace(SOAP12_NS, SOAP11_NS).into_bytes(),
+            mtom.into_bytes(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged SOAP and MTOM requests: a request or a fault, never a panic.
+        #[test]
+        fn fuzz_soap_requests_never_panic(
+            ct in 0..FUZZ_TYPES.len(),
+            body in crate::fuzzing::mutated(fuzz_seeds()),
+        ) {
+            let _ = read(Some(FUZZ_TYPES[ct]), &body);
+        }
+    }
 }

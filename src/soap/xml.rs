@@ -292,4 +292,23 @@ mod tests {
         assert_eq!(root.text, "a<b>&\"c'");
         assert_eq!(root.attr("a"), Some("a<b>&\"c'"));
     }
+
+    fn depth(e: &Element) -> usize {
+        1 + e.children.iter().map(depth).max().unwrap_or(0)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged XML: an error or a tree within the caps, never a panic.
+        #[test]
+        fn fuzz_xml_never_panics(doc in crate::fuzzing::mutated(vec![
+            br#"<?xml version="1.0"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><ns:Login xmlns:ns="urn:x"><username a="1" b='&amp;'>u&lt;1&#x41;</username><password><![CDATA[p]]></password></ns:Login></s:Body></s:Envelope>"#.to_vec(),
+            b"<a><b c=\"d\"/><!-- c --><?pi x?><e>t</e></a>".to_vec(),
+        ])) {
+            if let Ok(root) = parse(&doc) {
+                proptest::prop_assert!(depth(&root) <= MAX_DEPTH);
+            }
+        }
+    }
 }

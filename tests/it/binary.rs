@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::helpers::gateway_command;
 use crate::helpers::process::{GatewayProcess, wait_ready};
 
-fn embedded(data_dir: &Path) -> std::process::Command {
+pub fn embedded(data_dir: &Path) -> std::process::Command {
     let mut cmd = gateway_command();
     cmd.env("GW_DATABASE__EMBEDDED__DATA_DIR", data_dir)
         // Exercise the generated key of the embedded mode.
@@ -17,7 +17,7 @@ fn embedded(data_dir: &Path) -> std::process::Command {
 }
 
 /// (id, secret) of the ops client from the first-start banner.
-fn ops_credentials(banner: &str) -> (String, String) {
+pub fn ops_credentials(banner: &str) -> (String, String) {
     let line = banner
         .lines()
         .find(|l| l.trim_start().starts_with("ops "))
@@ -35,7 +35,7 @@ fn ops_credentials(banner: &str) -> (String, String) {
 }
 
 /// Stops a cluster a failed test left running in `data`, so failures leave no orphans.
-struct StopClusterOnDrop(std::path::PathBuf);
+pub struct StopClusterOnDrop(pub std::path::PathBuf);
 
 impl Drop for StopClusterOnDrop {
     fn drop(&mut self) {

@@ -173,7 +173,46 @@ pub async fn prepare(ctx: &MessagingContext, body: bytes::Bytes) -> AppResult<Pr
     crate::cpu::run(move |cancel| prepare_now(&body, max_attachments, cancel)).await
 }
 
+/// JSON values a send request may hold. A full request has a few hundred (21 metadata fields,
+/// five per attachment, 100 attachments at most). Each value read costs 32 bytes or more in
+/// memory whatever its size on the wire: a 50 MB body of `[0,0,0,…]` would take 800 MB.
+pub const MAX_JSON_VALUES: usize = 10_000;
+
+/// The number of JSON values in `body`, counted without parsing it, and stopped past `limit`:
+/// every `[`, `{` and `,` outside strings starts one.
+fn json_values_at_most(body: &[u8], limit: usize) -> Result<(), usize> {
+    let mut values = 1usize;
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => {
+                values += 1;
+                if values > limit {
+                    return Err(values);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn prepare_now(body: &[u8], max_attachments: usize, cancel: &Cancel) -> AppResult<Prepared> {
+    if json_values_at_most(body, MAX_JSON_VALUES).is_err() {
+        return Err(AppError::Malformed(format!(
+            "the body holds more than {MAX_JSON_VALUES} JSON values; a send request has a few hundred"
+        )));
+    }
     let body: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::Malformed(format!("the body is not JSON: {e}")))?;
     cancel.check().map_err(anyhow::Error::from)?;
@@ -240,6 +279,7 @@ pub async fn send(
                 &ctx.config.xdm_source_id,
                 final_delivery,
                 now,
+                &Cancel::default(),
             )?
         } else {
             let req = Arc::clone(req);
@@ -249,8 +289,17 @@ pub async fn send(
                 unique_id.clone(),
                 recipients.clone(),
             );
-            crate::cpu::run(move |_| {
-                build_mime(&req, &rcpts, &smtp_id, &uid, &source, final_delivery, now)
+            crate::cpu::run(move |cancel| {
+                build_mime(
+                    &req,
+                    &rcpts,
+                    &smtp_id,
+                    &uid,
+                    &source,
+                    final_delivery,
+                    now,
+                    cancel,
+                )
             })
             .await?
         };
@@ -359,7 +408,8 @@ fn replay(message_id: &str, body: &Value, prior: sql::PriorSend) -> AppResult<Se
 }
 
 /// The RFC 5322 message of a request (raw attachments, or one XDM package), and the patient
-/// id in CX form when the request gave one.
+/// id in CX form when the request gave one. Stops early once `cancel` says the request gave up.
+#[allow(clippy::too_many_arguments)]
 fn build_mime(
     req: &SendRequest,
     recipients: &[String],
@@ -368,6 +418,7 @@ fn build_mime(
     source_id: &str,
     final_delivery: bool,
     now: DateTime<Utc>,
+    cancel: &Cancel,
 ) -> AppResult<(PackedMime, usize, Option<String>)> {
     let meta = |k: &str| {
         req.metadata
@@ -425,9 +476,18 @@ fn build_mime(
                 content: d.content,
             })
             .collect();
-        let zip = xdm::build_package(&submission, &docs).map_err(|e| {
-            AppError::BadRequest(Invalid::new("emailAttachmentList", e.to_string()))
-        })?;
+        let zip = match xdm::build_package_until(&submission, &docs, &|| cancel.is_cancelled()) {
+            Ok(zip) => zip,
+            Err(xdm::XdmError::Abandoned) => {
+                return Err(anyhow::Error::from(crate::cpu::Cancelled).into());
+            }
+            Err(e) => {
+                return Err(AppError::BadRequest(Invalid::new(
+                    "emailAttachmentList",
+                    e.to_string(),
+                )));
+            }
+        };
         vec![mime::OutboundAttachment {
             media_type: "application/zip".into(),
             file_name: req.xdm_package_name(),
@@ -575,4 +635,81 @@ pub async fn list(db: &PgPool, client: Uuid, q: &ListQuery<'_>) -> AppResult<Lis
         limit: q.limit,
         offset: q.offset,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(xdm: bool) -> Vec<u8> {
+        serde_json::json!({
+            "fromDirectAddress": "ada@harbor.direct.example.org",
+            "toDirectAddress": "ben@lakeside.direct.example.org, cy@lakeside.direct.example.org",
+            "messageId": "urn:uuid:a2d59543-91f4-45a4-99ef-72d70da1e454",
+            "messageSubject": "Referral",
+            "messageBody": "Line one\r\nLine two",
+            "xdm": xdm,
+            "xdmFileName": "referral",
+            "patientId": "12345",
+            "assigning_authority": "2.999.1.2.3.4",
+            "patientFirstname": "Jane",
+            "patientDOB": "19800102",
+            "emailAttachmentList": [
+                {"attachmentClass": "text/xml", "attachmentContent": "PENsaW5pY2FsRG9jdW1lbnQvPg==", "attachmentTitle": "CCD", "attachmentFileName": "ccd.xml"},
+                {"attachmentClass": "application/pdf", "attachmentContent": "JVBERi0xLjYK"}
+            ]
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn json_values_are_counted_outside_strings_and_only_up_to_the_limit() {
+        assert_eq!(json_values_at_most(&seed(true), 100), Ok(()));
+        assert!(json_values_at_most(&seed(true), 10).is_err());
+        // Commas, brackets and escaped quotes inside strings are text.
+        let text = br#"{"a": "x,y,[z]{\",\\", "b": [1, 2]}"#;
+        assert_eq!(json_values_at_most(text, 5), Ok(()));
+        assert!(json_values_at_most(text, 4).is_err());
+        // A body of a million values is refused before it is parsed.
+        let mut huge = b"{\"padding\": [".to_vec();
+        huge.extend(std::iter::repeat_n(&b"0,"[..], 1_000_000).flatten());
+        huge.extend_from_slice(b"0]}");
+        let Err(AppError::Malformed(m)) = prepare_now(&huge, 100, &Cancel::default()) else {
+            panic!("not refused");
+        };
+        assert!(m.contains("10000 JSON values"), "{m}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged send_ccda bodies, through everything a send does before the database: read,
+        /// validated, built into MIME (and XDM), and the stored form read back as a receiver's
+        /// push would. An error or a message, never a panic.
+        #[test]
+        fn fuzz_send_requests_never_panic(body in crate::fuzzing::mutated(vec![seed(false), seed(true)])) {
+            let Ok(p) = prepare_now(&body, 100, &Cancel::default()) else { return Ok(()); };
+            let recipients: Vec<String> = p.req.to.iter().map(ToString::to_string).collect();
+            let built = build_mime(
+                &p.req,
+                &recipients,
+                "0190c0de@harbor.direct.example.org",
+                "2.25.1",
+                "2.25.2",
+                false,
+                chrono::Utc::now(),
+                &Cancel::default(),
+            );
+            let Ok((packed, _, _)) = built else { return Ok(()); };
+            let raw = crate::store::packed_mime::unpack(packed.as_bytes().to_vec())
+                .expect("our own packing reads back");
+            let parsed = mime::parse(&raw).expect("our own MIME parses");
+            for a in parsed.attachments {
+                if a.media_type == "application/zip" {
+                    xdm::read_package(&a.content).expect("our own package reads back");
+                }
+            }
+        }
+    }
 }
