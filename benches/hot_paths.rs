@@ -375,6 +375,30 @@ fn request_fingerprint() -> anyhow::Result<()> {
     // What a gateway before version 2 stored: SHA-256 of the request as serde_json writes it.
     let written = serde_json::to_vec(&body)?;
     let size = written.len();
+    // The JSON value count every send checks before parsing, next to the parse it guards.
+    let n = 2_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        let v: serde_json::Value = serde_json::from_slice(&written)?;
+        std::hint::black_box(v);
+    }
+    let parse = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    for _ in 0..n {
+        let limit = hisp_gateway::service::messaging::MAX_JSON_VALUES;
+        std::hint::black_box(hisp_gateway::service::messaging::json_values_at_most(
+            std::hint::black_box(&written),
+            limit,
+        ))
+        .expect("a send request");
+    }
+    let count = t.elapsed().as_secs_f64() / n as f64;
+    println!(
+        "send body JSON value count, {size} B request: {:.1} µs each ({:.1}% of parsing it: {:.1} µs)",
+        count * 1e6,
+        count / parse * 100.0,
+        parse * 1e6
+    );
     let v1 = sha2::Sha256::digest(&written).to_vec();
     let v2 = request_hash::of(&body);
     let n = 2_000;

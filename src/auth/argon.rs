@@ -1,10 +1,10 @@
-//! argon2id hashing and verification, a bounded number at once, in memory allocated once.
+//! argon2id hashing and verification, a bounded number at once, in memory kept for reuse.
 //!
 //! One argon2id check costs about 20 ms of CPU and 19 MiB of memory (the default parameters,
 //! which every stored hash here uses). Run freely in parallel, a few hundred wrong secrets at
 //! once took the gateway from 114 MiB to 5.7 GiB, which the allocator then kept. Here at most
-//! one check per core runs at once; each uses one of as many preallocated memory areas, so the
-//! memory argon2 takes is fixed at start-up whatever arrives. A request that cannot get a slot
+//! one check per core runs at once, each in a memory area kept for the next check, so the
+//! memory argon2 takes never exceeds one area per core, whatever arrives. A request that cannot get a slot
 //! within `WAIT` is told the gateway is busy (503 with Retry-After) rather than piling up.
 
 use std::sync::{Mutex, OnceLock};
@@ -28,19 +28,17 @@ pub struct Busy;
 
 struct Pool {
     slots: Semaphore,
-    /// One memory area per slot, each sized for the default parameters.
+    /// Memory areas not in use. One is made the first time a slot finds none here, so there
+    /// are never more than slots, and a gateway that never checks two secrets at once holds
+    /// one.
     areas: Mutex<Vec<Vec<Block>>>,
 }
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let n = crate::cpu::slots();
-        let blocks = Params::default().block_count();
-        Pool {
-            slots: Semaphore::new(n),
-            areas: Mutex::new((0..n).map(|_| vec![Block::default(); blocks]).collect()),
-        }
+    POOL.get_or_init(|| Pool {
+        slots: Semaphore::new(crate::cpu::slots()),
+        areas: Mutex::new(Vec::new()),
     })
 }
 
@@ -60,12 +58,9 @@ async fn with_slot<T: Send + 'static>(
     // the computation really ends.
     let joined = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut area = pool
-            .areas
-            .lock()
-            .expect("argon2 memory lock")
-            .pop()
-            .expect("a memory area per slot");
+        let spare = pool.areas.lock().expect("argon2 memory lock").pop();
+        let mut area =
+            spare.unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
         let out = f(&mut area);
         pool.areas.lock().expect("argon2 memory lock").push(area);
         out

@@ -178,23 +178,33 @@ pub async fn prepare(ctx: &MessagingContext, body: bytes::Bytes) -> AppResult<Pr
 /// memory whatever its size on the wire: a 50 MB body of `[0,0,0,…]` would take 800 MB.
 pub const MAX_JSON_VALUES: usize = 10_000;
 
-/// The number of JSON values in `body`, counted without parsing it, and stopped past `limit`:
-/// every `[`, `{` and `,` outside strings starts one.
-fn json_values_at_most(body: &[u8], limit: usize) -> Result<(), usize> {
+/// Checks that `body` holds at most `limit` JSON values, counted without parsing it and
+/// stopped past the limit: every `[`, `{` and `,` outside strings starts one. Strings (almost
+/// all of a send's bytes: base64) are skipped to their next quote or backslash with `memchr`,
+/// so the check costs a few µs per 100 KB; a byte-by-byte scan cost a third of a send's CPU.
+pub fn json_values_at_most(body: &[u8], limit: usize) -> Result<(), usize> {
     let mut values = 1usize;
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in body {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                i += 1;
+                loop {
+                    let Some(j) = body
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        // An unterminated string: the parser will say so.
+                        return Ok(());
+                    };
+                    i += j;
+                    if body[i] == b'"' {
+                        break;
+                    }
+                    // A backslash and the character it escapes.
+                    i += 2;
+                }
+            }
             b'[' | b'{' | b',' => {
                 values += 1;
                 if values > limit {
@@ -203,6 +213,7 @@ fn json_values_at_most(body: &[u8], limit: usize) -> Result<(), usize> {
             }
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
