@@ -1,42 +1,18 @@
-//! Wiring: the shared state every front door gets, and running the server with its worker.
+//! Wiring: every front door's router merged behind the shared HTTP stack, and the server run
+//! with its job worker. Adding a door is one line in `router`.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Verifier;
-use crate::auth::throttle::Throttle;
-use crate::clock::Clock;
 use crate::config::{Config, Secret};
-use crate::http::admission::Admission;
-use crate::http::rate_limit::RateLimiter;
-use crate::jobs::{JobRegistry, RetryPolicy, Worker};
-use crate::service::messaging::MessagingContext;
-use crate::service::pki::PkiContext;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub config: Arc<Config>,
-    pub verifier: Arc<Verifier>,
-    pub retry: RetryPolicy,
-    pub pki: Arc<PkiContext>,
-    pub clock: Clock,
-    pub messaging: Arc<MessagingContext>,
-    pub limiter: Arc<RateLimiter>,
-    pub admission: Arc<Admission>,
-}
-
-impl AppState {
-    /// Key of the keyed hashes that let us match identity data we do not store.
-    pub fn identity_key(&self) -> &[u8] {
-        self.config.security.identity_hash_key.expose().as_bytes()
-    }
-}
+use crate::error::AppError;
+use crate::jobs::{JobRegistry, Worker};
+use crate::state::AppState;
 
 pub struct App {
     state: AppState,
@@ -57,32 +33,11 @@ impl App {
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
-        let retry = RetryPolicy::from_config(&config.jobs);
-        let pki = Arc::new(PkiContext::from_config(&config));
-        let messaging = Arc::new(MessagingContext::from_config(&config));
-        let limiter = Arc::new(RateLimiter::new(
-            config.messaging.rate_per_second,
-            config.messaging.rate_burst,
-        ));
-        let mut registry = job_registry(db.clone(), pki.clone(), messaging.clone());
+        let jobs = config.jobs.clone();
+        let state = AppState::new(config, db);
+        let mut registry = state.job_registry();
         registry.merge(extra);
-        let worker = Worker::new(db.clone(), registry, &config.jobs);
-        let state = AppState {
-            db,
-            retry,
-            pki,
-            verifier: Arc::new(Verifier::new(Throttle::new(
-                config.security.throttle_policy(),
-            ))),
-            clock: Clock::default(),
-            admission: Arc::new(Admission::new(
-                config.messaging.max_concurrent_sends,
-                config.messaging.admission_wait,
-            )),
-            config: Arc::new(config),
-            messaging,
-            limiter,
-        };
+        let worker = Worker::new(state.db.clone(), registry, &jobs);
         Ok(Self {
             state,
             listener,
@@ -118,7 +73,7 @@ impl App {
                 .context("scheduling recurring jobs")?;
         }
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
-        let router = crate::http::router(self.state.clone());
+        let router = router(self.state.clone());
         let limits = crate::http::server::ConnectionLimits::from_config(&self.state.config.http);
         let server = crate::http::server::serve(self.listener, router, limits, shutdown.clone());
         tokio::pin!(server);
@@ -194,14 +149,18 @@ fn local_secret(
     Ok(Secret::new(key))
 }
 
-/// The job handlers of the gateway.
-pub fn job_registry(
-    db: PgPool,
-    pki: Arc<PkiContext>,
-    messaging: Arc<MessagingContext>,
-) -> JobRegistry {
-    let mut r = JobRegistry::new();
-    crate::service::pki::register_jobs(&mut r, db.clone(), pki);
-    crate::service::messaging::delivery::register_jobs(&mut r, db, messaging);
-    r
+/// Every door's router, each with its own limits and error form, behind the shared stack.
+pub fn router(state: AppState) -> Router {
+    let doors = Router::new()
+        .merge(crate::ops::router(&state))
+        .merge(crate::rest::router(&state))
+        .merge(crate::soap::router(&state))
+        .fallback(not_found)
+        .with_state(state);
+    crate::http::stack(doors)
+}
+
+/// A path no door serves.
+async fn not_found() -> AppError {
+    AppError::NotFound("route".into())
 }

@@ -547,15 +547,8 @@ async fn ca(
             };
             let ids = service::pki::request_certificate(db, pki, &req, actor).await?;
             // Issue now rather than waiting for a server's worker.
-            let worker = Worker::new(
-                db.clone(),
-                app::job_registry(
-                    db.clone(),
-                    pki.clone(),
-                    std::sync::Arc::new(service::messaging::MessagingContext::from_config(config)),
-                ),
-                &config.jobs,
-            );
+            let registry = crate::state::AppState::new(config.clone(), db.clone()).job_registry();
+            let worker = Worker::new(db.clone(), registry, &config.jobs);
             worker.run_until_idle().await?;
             let mut conn = db.acquire().await?;
             for id in ids {

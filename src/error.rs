@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -206,4 +209,52 @@ impl IntoResponse for AppError {
         }
         resp
     }
+}
+
+const MAX_REWRITTEN_BODY: usize = 16 * 1024;
+
+/// A layer for the doors whose errors are JSON (REST, ops): the framework's plain-text (or
+/// empty) rejections, from axum's extractors and its 404/405/413, get the JSON shape of
+/// `AppError` too.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || has_structured_body(&resp) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = to_bytes(body, MAX_REWRITTEN_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        s if s.is_server_error() => "internal",
+        _ => "malformed",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// JSON errors, SOAP faults and other typed bodies are left alone; only the framework's
+/// plain-text (or empty) rejections are reshaped.
+fn has_structured_body(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.starts_with("text/plain"))
 }

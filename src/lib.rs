@@ -15,13 +15,17 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod memory;
+pub mod ops;
 pub mod rest;
 pub mod service;
 pub mod soap;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+pub mod xml;
 
 /// One rustls crypto provider for the whole process (sqlx, reqwest); installing twice is fine.
 pub fn install_crypto_provider() {

@@ -16,9 +16,9 @@ use uuid::Uuid;
 use super::secrets;
 use super::source::ClientAddr;
 use super::throttle::{Throttle, Throttled};
-use crate::app::AppState;
 use crate::domain::client::{Client, ClientStatus};
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store;
 
 /// How long a successful argon2 check is remembered. The client's status and stored hash are

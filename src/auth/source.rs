@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::egress::Cidr;
+use crate::state::AppState;
 
 /// Extractor: the client address of a request (see `client_addr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

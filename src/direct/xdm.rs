@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use crate::soap::xml::{self, Element, XmlError};
+use crate::xml::{self, Element, XmlError};
 
 /// Most zip entries a received package may have.
 pub const MAX_ENTRIES: usize = 1000;

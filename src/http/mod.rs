@@ -1,14 +1,14 @@
-//! The HTTP server: every front door's router behind one middleware stack.
+//! What every front door shares on the way in and out: accepting connections (`server`),
+//! request ids, trace spans, metrics by route template and panic catching (`stack`), and the
+//! shape of a door's own limits (`door`). It knows no door: each brings its router, limits and
+//! error form, and `app` merges them.
 
-pub mod admission;
-mod health;
+pub mod door;
 mod middleware;
-pub mod rate_limit;
 pub mod request_id;
 pub mod server;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
@@ -17,26 +17,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::app::AppState;
-
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    let limit = state.config.http.body_limit_bytes;
-    Router::new()
-        .merge(health::router())
-        .merge(crate::rest::router(&state))
-        .merge(crate::soap::router())
-        .fallback(middleware::not_found)
-        // Layers run bottom-up on the way in: the request id exists before anything logs.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::limits,
-        ))
-        .layer(DefaultBodyLimit::max(limit))
+/// The doors' merged routes, with what every request gets whichever door serves it.
+pub fn stack(doors: Router) -> Router {
+    doors
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(
             ServiceBuilder::new()
+                // Layers run top-down on the way in: the request id exists before anything logs.
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -49,8 +38,6 @@ pub fn router(state: AppState) -> Router {
                         ),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(middleware::panic_response))
-                .layer(axum::middleware::from_fn(middleware::json_errors)),
+                .layer(CatchPanicLayer::custom(middleware::panic_response)),
         )
-        .with_state(state)
 }

@@ -7,13 +7,13 @@ use uuid::Uuid;
 
 use super::JsonBody;
 use super::clients::require_ops;
-use crate::app::AppState;
 use crate::auth::Authenticated;
 use crate::domain::Invalid;
 use crate::domain::offer::Cents;
 use crate::error::AppResult;
 use crate::http::request_id::RequestId;
 use crate::service::{Actor, accounts, accounts::AccountView};
+use crate::state::AppState;
 
 fn reseller_id(s: &str) -> AppResult<Uuid> {
     Uuid::parse_str(s).map_err(|_| Invalid::new("reseller_id", "must be a UUID").into())

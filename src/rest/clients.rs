@@ -7,12 +7,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::JsonBody;
-use crate::app::AppState;
 use crate::auth::Authenticated;
 use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
 use crate::service::{self, Actor, clients::CreatedClient};
+use crate::state::AppState;
 
 pub async fn whoami(Authenticated(client): Authenticated) -> Json<Client> {
     Json(client)

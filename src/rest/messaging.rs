@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use super::JsonBody;
 use super::clients::require_ops;
-use crate::app::AppState;
 use crate::auth::basic::parse_basic;
 use crate::auth::{Authenticated, ClientAddr};
 use crate::domain::Invalid;
@@ -26,10 +25,11 @@ use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
+use crate::service::messaging::admin::GrantRow;
 use crate::service::messaging::admin::{self, EndpointRequest, EndpointView};
 use crate::service::messaging::{self, ListQuery, Listing, RecipientStatus, SendReply, Sent};
 use crate::service::reports::{self as reports, Period};
-use crate::store::messaging::GrantRow;
+use crate::state::AppState;
 
 pub const SEND_PATH: &str = "/MessagingAPI/dirmsg/send_ccda";
 

@@ -2,31 +2,44 @@
 //! messaging API (`/MessagingAPI`, `/oauth2/token`) and the public PKI files (`/pki`).
 
 mod accounts;
+mod admission;
 mod clients;
+mod errors;
 mod extract;
 pub mod messaging;
 pub mod openapi;
 mod pki;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::http::door::DoorLimits;
+use crate::state::AppState;
 
 pub use extract::JsonBody;
 
+/// The REST routes with their limits: send_ccda carries whole documents and has its own body
+/// limit and admission; every error is JSON.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let send = post(messaging::send_ccda)
-        .layer(DefaultBodyLimit::max(
-            state.config.messaging.body_limit_bytes,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::http::admission::admit_sends,
-        ));
+    let limits = |body_bytes| DoorLimits {
+        body_bytes,
+        timeout: state.config.http.request_timeout,
+        render: errors::render,
+    };
+    let admit = axum::middleware::from_fn_with_state(state.clone(), admission::admit_sends);
+    let send = Router::new().route(
+        messaging::SEND_PATH,
+        post(messaging::send_ccda).route_layer(admit),
+    );
+    let send = limits(state.config.messaging.body_limit_bytes).apply(send);
+    limits(state.config.http.body_limit_bytes)
+        .apply(routes())
+        .merge(send)
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
-        .route(messaging::SEND_PATH, send)
         .route("/MessagingAPI/dirmsg/status", get(messaging::status))
         .route(
             "/MessagingAPI/dirmsg/messages",

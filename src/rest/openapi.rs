@@ -27,8 +27,8 @@ use utoipa::openapi::{
     header::HeaderBuilder,
 };
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Where the document is served.
 pub const SPEC_PATH: &str = "/api-docs/openapi.json";

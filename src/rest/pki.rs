@@ -11,14 +11,14 @@ use openssl::x509::X509;
 use serde::Deserialize;
 
 use super::JsonBody;
-use crate::app::AppState;
 use crate::auth::Authenticated;
 use crate::domain::client::{Client, ClientKind};
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
+use crate::service::pki::CertificateRecord;
 use crate::service::pki::{self, CertificateQuery, ISSUING, ROOT};
-use crate::store::pki::CertificateRecord;
+use crate::state::AppState;
 
 const PKIX_CERT: &str = "application/pkix-cert";
 const PKIX_CRL: &str = "application/pkix-crl";

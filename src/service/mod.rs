@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod clients;
 pub mod demo;
+pub mod health;
 pub mod identity_import;
 pub mod jobs;
 pub mod messaging;

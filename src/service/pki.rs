@@ -22,7 +22,9 @@ use crate::domain::pki::{
 };
 use crate::error::{AppError, AppResult};
 use crate::jobs::{self, Job, JobError, JobRegistry, RetryPolicy};
-use crate::store::pki::{CertificateRecord, Filter, Issued, NewCertificate};
+/// A certificate as the service hands it out.
+pub use crate::store::pki::CertificateRecord;
+use crate::store::pki::{Filter, Issued, NewCertificate};
 use crate::store::{self, audit::AuditEntry, organizations};
 
 pub const ISSUE_JOB: &str = "ca.issue";

@@ -5,7 +5,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::AppResult;
-use crate::store::{self, reports::Scope, reports::StatusRow};
+/// One recipient's line of a status report.
+pub use crate::store::reports::StatusRow;
+use crate::store::{self, reports::Scope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {

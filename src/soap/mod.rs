@@ -6,7 +6,6 @@ pub mod mtom;
 mod ops;
 mod render;
 mod wsdl;
-pub mod xml;
 
 use axum::Router;
 use axum::body::Body;
@@ -15,30 +14,33 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
 use crate::auth::ClientAddr;
 use crate::error::AppError;
+use crate::http::door::DoorLimits;
 use crate::http::request_id::RequestId;
+use crate::state::AppState;
 use envelope::{Fault, SoapVersion};
 
 /// Namespace of the service's operations and types.
 pub const NS: &str = "urn:hisp-gateway:organization-registration:v3";
 pub const PATH: &str = "/registration/services/OrganizationRegistrationService";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(wsdl::serve).post(endpoint))
-}
-
-pub fn is_soap_path(path: &str) -> bool {
-    path == PATH
+/// The service's address with its limits; every refusal is a fault in the caller's version.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limits = DoorLimits {
+        body_bytes: state.config.http.body_limit_bytes,
+        timeout: state.config.http.request_timeout,
+        render: fault_for,
+    };
+    limits.apply(Router::new().route(PATH, get(wsdl::serve).post(endpoint)))
 }
 
 /// The fault for a request the HTTP layer refused (too large, too slow), in the version the
 /// request announced: the caller's fault for a body over the limit, ours for a timeout.
-pub fn fault_for(headers: &HeaderMap, e: &AppError) -> Response {
+fn fault_for(headers: &HeaderMap, e: AppError) -> Response {
     let ct = mtom::ContentType::parse(content_type(headers).unwrap_or(""));
     let version = SoapVersion::from_content_type(&ct);
-    let fault = match e {
+    let fault = match &e {
         AppError::PayloadTooLarge { .. } => Fault::sender(version, e.to_string()),
         _ => Fault::receiver(version, e.to_string()),
     };
@@ -64,7 +66,7 @@ async fn endpoint(
 ) -> Response {
     let limit = state.config.http.body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return fault_for(&headers, &AppError::PayloadTooLarge { limit });
+        return fault_for(&headers, AppError::PayloadTooLarge { limit });
     };
     let ct = content_type(&headers).map(str::to_owned);
     let read = if bytes.len() <= INLINE_READ_BYTES {

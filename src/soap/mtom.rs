@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::xml::Element;
+use crate::xml::Element;
 
 /// Most MIME parts an MTOM request may carry.
 pub const MAX_PARTS: usize = 64;
@@ -305,7 +305,7 @@ pub fn build(envelope: &str, soap_media: &str, attachments: &[Attachment]) -> (S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soap::xml;
+    use crate::xml;
 
     #[test]
     fn a_built_message_parses_back_with_its_include_resolved() {

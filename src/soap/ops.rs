@@ -11,8 +11,6 @@ use uuid::Uuid;
 
 use super::mtom::{self, Attachment};
 use super::render;
-use super::xml::{Element, leaf};
-use crate::app::AppState;
 use crate::domain::Invalid;
 use crate::error::AppError;
 use crate::service::provisioning::{
@@ -20,6 +18,8 @@ use crate::service::provisioning::{
 };
 use crate::service::reports::{self, Period};
 use crate::service::{Actor, sessions};
+use crate::state::AppState;
+use crate::xml::{Element, leaf};
 
 pub struct Reply {
     pub payload: String,

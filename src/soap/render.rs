@@ -1,12 +1,12 @@
 //! Response XML of the service's types, element order as in `wsdl/OrganizationRegistration.xsd`.
 
 use super::NS;
-use super::xml::leaf;
 use crate::domain::offer::Cents;
 use crate::error::AppError;
 use crate::service::provisioning::{ItemResult, OrganizationDetail, Payment, SubmitResult};
+use crate::service::reports::StatusRow;
 use crate::service::reports::{sent_time, status_word};
-use crate::store::reports::StatusRow;
+use crate::xml::leaf;
 
 /// The `ResellerAPIResponse.code` for an error of the service layer.
 pub fn code_of(e: &AppError) -> &'static str {

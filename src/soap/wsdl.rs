@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::PATH;
-use crate::app::AppState;
+use crate::state::AppState;
 
 const WSDL: &str = include_str!("../../wsdl/OrganizationRegistrationService.wsdl");
 const XSD: &str = include_str!("../../wsdl/OrganizationRegistration.xsd");
@@ -15,7 +15,7 @@ pub fn document(public_base_url: &str) -> String {
     let schema = XSD.split_once("?>").map_or(XSD, |(_, rest)| rest).trim();
     let address = format!("{}{PATH}", public_base_url.trim_end_matches('/'));
     WSDL.replace("{{SCHEMA}}", schema)
-        .replace("{{ADDRESS}}", &super::xml::escape(&address))
+        .replace("{{ADDRESS}}", &crate::xml::escape(&address))
 }
 
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {

@@ -9,6 +9,7 @@ mod binary;
 mod health;
 mod identity;
 mod jobs;
+mod layers;
 mod limits;
 mod messaging;
 mod openapi;

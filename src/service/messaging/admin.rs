@@ -16,6 +16,8 @@ use crate::domain::client::{Client, ClientKind, ClientStatus};
 use crate::domain::pki::DirectAddress;
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
+/// A vendor's grant of an organization, as listed.
+pub use crate::store::messaging::GrantRow;
 use crate::store::{self, messaging as sql};
 use crate::webhooks::{EndpointAuth, SigningKey, parse_endpoint_url};
 

@@ -19,11 +19,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use hisp_gateway::app::{App, AppState};
+use hisp_gateway::app::App;
 use hisp_gateway::config::{Config, Secret};
 use hisp_gateway::domain::client::ClientKind;
 use hisp_gateway::jobs::{JobRegistry, Worker};
 use hisp_gateway::service::{self, Actor};
+use hisp_gateway::state::AppState;
 use hisp_gateway::store::embedded::{EmbeddedOptions, EmbeddedPostgres, quote_ident};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};

@@ -18,8 +18,8 @@ use hisp_gateway::domain::offer::Cents;
 use hisp_gateway::service::{self, Actor};
 use hisp_gateway::soap::envelope::{SOAP11_NS, SOAP12_NS};
 use hisp_gateway::soap::mtom::{self, ContentType};
-use hisp_gateway::soap::xml::{self, Element};
 use hisp_gateway::soap::{NS, PATH};
+use hisp_gateway::xml::{self, Element};
 use uuid::Uuid;
 
 use crate::helpers::{TEST_IDENTITY_KEY, TestApp, TestOptions};

@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics for operators and load balancers.
+//! The operators' door: liveness, readiness and metrics for load balancers and Prometheus.
 
 use std::fmt::Write;
 
@@ -9,14 +9,26 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::{jobs, store, telemetry};
+use crate::http::door::DoorLimits;
+use crate::service::health;
+use crate::state::AppState;
+use crate::telemetry;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// Bodiless GETs: no body is accepted, and the request timeout answers in JSON.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limits = DoorLimits {
+        body_bytes: 0,
+        timeout: state.config.http.request_timeout,
+        render: |_, e| e.into_response(),
+    };
+    limits
+        .apply(
+            Router::new()
+                .route("/healthz", get(healthz))
+                .route("/readyz", get(readyz))
+                .route("/metrics", get(metrics)),
+        )
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
 }
 
 /// The process is up; says nothing about its dependencies.
@@ -26,7 +38,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready to serve: the database answers and carries every migration this binary expects.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (status, body) = match store::is_migrated(&state.db).await {
+    let (status, body) = match health::is_migrated(&state.db).await {
         Ok(true) => (StatusCode::OK, json!({ "status": "ready" })),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -61,10 +73,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "gateway_db_pool_max_connections {}",
         pool.options().get_max_connections()
     );
-    if let Ok(counts) = store::jobs::counts_by_state(pool).await {
+    if let Ok(counts) = health::job_counts(pool).await {
         let _ = writeln!(out, "# TYPE gateway_jobs gauge");
-        for s in jobs::STATES {
-            let n = counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        for (s, n) in counts {
             let _ = writeln!(out, "gateway_jobs{{state=\"{s}\"}} {n}");
         }
     }

@@ -13,13 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
-
-use crate::app::AppState;
-use crate::error::AppError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub struct Admission {
     slots: Arc<Semaphore>,
@@ -41,24 +35,16 @@ impl Admission {
     pub fn in_progress(&self) -> usize {
         self.max - self.slots.available_permits()
     }
-}
 
-/// Route layer of send_ccda: the body is read only once the send is admitted.
-pub async fn admit_sends(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let admission = &state.admission;
-    let permit =
-        match tokio::time::timeout(admission.wait, admission.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
+    /// A place among the sends worked on, once one is free within `admission_wait`; `None`
+    /// when none was (the caller answers 503 with Retry-After). Dropped, it frees the place.
+    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
             _ => {
                 metrics::counter!("gateway_sends_shed_total").increment(1);
-                return AppError::Overloaded {
-                    what: "too many sends in progress",
-                    retry_after: Duration::from_secs(1),
-                }
-                .into_response();
+                None
             }
-        };
-    let response = next.run(req).await;
-    drop(permit);
-    response
+        }
+    }
 }

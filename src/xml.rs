@@ -1,6 +1,7 @@
-//! A small, bounded XML tree for SOAP requests, and escaping for the responses we write.
+//! A small, bounded XML tree for untrusted documents (SOAP requests, XDM metadata, later HL7
+//! v3 messages), and escaping for the XML we write.
 //!
-//! Requests are untrusted: any DOCTYPE is refused (so no DTD, external entity or entity
+//! Input is untrusted: any DOCTYPE is refused (so no DTD, external entity or entity
 //! expansion is ever processed), only the five predefined entities and character references are
 //! accepted, and the depth and number of elements are capped.
 

@@ -1,0 +1,65 @@
+//! The state every front door shares: the database, the configuration and the services'
+//! contexts. Doors import it; it imports no door, so adding one never reaches back here.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::auth::Verifier;
+use crate::auth::throttle::Throttle;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::jobs::{JobRegistry, RetryPolicy};
+use crate::limits::{Admission, RateLimiter};
+use crate::service::messaging::MessagingContext;
+use crate::service::pki::PkiContext;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub verifier: Arc<Verifier>,
+    pub retry: RetryPolicy,
+    pub pki: Arc<PkiContext>,
+    pub clock: Clock,
+    pub messaging: Arc<MessagingContext>,
+    pub limiter: Arc<RateLimiter>,
+    pub admission: Arc<Admission>,
+}
+
+impl AppState {
+    /// `config` must have its local secrets resolved (`app::resolve_local_secrets`).
+    pub fn new(config: Config, db: PgPool) -> Self {
+        let m = &config.messaging;
+        Self {
+            retry: RetryPolicy::from_config(&config.jobs),
+            pki: Arc::new(PkiContext::from_config(&config)),
+            messaging: Arc::new(MessagingContext::from_config(&config)),
+            limiter: Arc::new(RateLimiter::new(m.rate_per_second, m.rate_burst)),
+            admission: Arc::new(Admission::new(m.max_concurrent_sends, m.admission_wait)),
+            verifier: Arc::new(Verifier::new(Throttle::new(
+                config.security.throttle_policy(),
+            ))),
+            clock: Clock::default(),
+            config: Arc::new(config),
+            db,
+        }
+    }
+
+    /// Key of the keyed hashes that let us match identity data we do not store.
+    pub fn identity_key(&self) -> &[u8] {
+        self.config.security.identity_hash_key.expose().as_bytes()
+    }
+
+    /// The job handlers of the gateway.
+    pub fn job_registry(&self) -> JobRegistry {
+        let mut r = JobRegistry::new();
+        crate::service::pki::register_jobs(&mut r, self.db.clone(), self.pki.clone());
+        crate::service::messaging::delivery::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.messaging.clone(),
+        );
+        r
+    }
+}
