@@ -18,7 +18,12 @@ pub struct App {
     state: AppState,
     listener: tokio::net::TcpListener,
     worker: Worker,
+    outer: Option<OuterLayer>,
 }
+
+/// Something put around the whole router: the test suite's check of every JSON answer against
+/// the OpenAPI document. The server itself adds none.
+pub type OuterLayer = Box<dyn FnOnce(Router) -> Router + Send>;
 
 impl App {
     /// Binds the HTTP listener (port 0 picks a free one) and prepares the worker with the
@@ -42,6 +47,7 @@ impl App {
             state,
             listener,
             worker,
+            outer: None,
         })
     }
     pub fn local_addr(&self) -> SocketAddr {
@@ -61,6 +67,12 @@ impl App {
 
     /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests and running
     /// jobs finish (requests get `http.shutdown_grace` at most), and returns.
+    /// Puts `outer` around the router when the server runs (see `OuterLayer`).
+    pub fn wrap_router(mut self, outer: OuterLayer) -> Self {
+        self.outer = Some(outer);
+        self
+    }
+
     pub async fn run(self, shutdown: CancellationToken, run_worker: bool) -> anyhow::Result<()> {
         // Installed before the first request, whose metrics would otherwise go nowhere.
         crate::telemetry::prometheus();
@@ -73,7 +85,10 @@ impl App {
                 .context("scheduling recurring jobs")?;
         }
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
-        let router = router(self.state.clone());
+        let mut router = router(self.state.clone());
+        if let Some(outer) = self.outer {
+            router = outer(router);
+        }
         let limits = crate::http::server::ConnectionLimits::from_config(&self.state.config.http);
         let server = crate::http::server::serve(self.listener, router, limits, shutdown.clone());
         tokio::pin!(server);

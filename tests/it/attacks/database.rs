@@ -53,7 +53,9 @@ async fn a_killed_embedded_postgres_is_restarted_and_requests_meanwhile_get_503(
     let killed = postmaster_pid(&data);
     kill(Pid::from_raw(killed), Signal::SIGKILL).unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
-    let (mut saw_unready, mut answers) = (false, Vec::new());
+    // The outage may be short (the supervisor looks every second and recovery is quick), so
+    // either probe answering 503 shows it was seen.
+    let (mut saw_outage, mut answers) = (false, Vec::new());
     loop {
         assert!(
             Instant::now() < deadline,
@@ -61,9 +63,9 @@ async fn a_killed_embedded_postgres_is_restarted_and_requests_meanwhile_get_503(
             gw.stderr()
         );
         let ready = http.get(gw.url("/readyz")).send().await.unwrap().status();
-        saw_unready |= ready == 503;
         let r = whoami().await.unwrap();
         let status = r.status().as_u16();
+        saw_outage |= ready == 503 || status == 503;
         if status == 503 {
             let retry = r.headers().get("retry-after").cloned();
             let v: serde_json::Value = r.json().await.unwrap();
@@ -84,7 +86,7 @@ async fn a_killed_embedded_postgres_is_restarted_and_requests_meanwhile_get_503(
             ![status, write].contains(&500),
             "a 500 while the database was away: {answers:?}"
         );
-        if saw_unready && ready == 200 && status == 200 {
+        if saw_outage && ready == 200 && status == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod db_proxy;
 pub mod process;
 pub mod receiver;
@@ -247,6 +248,8 @@ pub struct TestApp {
     pub worker: Worker,
     pub http: reqwest::Client,
     pub proxy: Option<db_proxy::DbProxy>,
+    /// Answers that disagree with the OpenAPI document (see `conformance`).
+    pub violations: conformance::Violations,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -274,7 +277,11 @@ impl TestApp {
         } else {
             (db.pool.clone(), None)
         };
-        let app = App::build(opts.config, pool, opts.registry).await.unwrap();
+        let violations = conformance::Violations::default();
+        let app = App::build(opts.config, pool, opts.registry)
+            .await
+            .unwrap()
+            .wrap_router(conformance::layer(violations.clone()));
         let addr = app.local_addr();
         let state = app.state().clone();
         let worker = app.worker();
@@ -291,6 +298,7 @@ impl TestApp {
             worker,
             http,
             proxy,
+            violations,
             shutdown,
             task: Some(task),
         }
@@ -345,6 +353,14 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        let violations = std::mem::take(&mut *self.violations.lock().unwrap());
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} answer(s) disagree with the OpenAPI document:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
+        }
     }
 }
 

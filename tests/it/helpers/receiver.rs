@@ -36,6 +36,8 @@ impl Received {
 #[derive(Clone)]
 struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
+    /// Pushes whose JSON disagrees with the OpenAPI document's webhooks (see `conformance`).
+    violations: Arc<Mutex<Vec<String>>>,
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU64>,
 }
@@ -55,6 +57,7 @@ impl Receiver {
     pub async fn start_on(addr: SocketAddr) -> Self {
         let shared = Shared {
             log: Arc::default(),
+            violations: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             delay_ms: Arc::default(),
         };
@@ -126,6 +129,26 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.cancel();
+        let violations = std::mem::take(&mut *self.shared.violations.lock().unwrap());
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} push(es) disagree with the OpenAPI document's webhooks:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
+        }
+    }
+}
+
+/// The documented webhook a push to `path` is, by the paths the tests register: inbound
+/// messages at `…/inbound`, delivery status notifications at `…/dsn`.
+fn webhook_of(path: &str) -> Option<&'static str> {
+    if path.ends_with("/inbound") {
+        Some("inboundMessage")
+    } else if path.ends_with("/dsn") {
+        Some("deliveryStatusNotification")
+    } else {
+        None
     }
 }
 
@@ -135,6 +158,14 @@ async fn record(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let status = s.status.load(Ordering::SeqCst);
+    if let Some(name) = webhook_of(uri.path())
+        && let Err(why) = super::conformance::check_webhook(name, &body)
+    {
+        s.violations
+            .lock()
+            .unwrap()
+            .push(format!("{} ({name}): {why}", uri.path()));
+    }
     s.log.lock().unwrap().push(Received {
         path: uri.path().to_owned(),
         headers,

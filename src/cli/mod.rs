@@ -1,0 +1,151 @@
+//! The `hisp-gateway` command line: serve (the default), migrate, and admin commands, one
+//! module per group. Admin commands share the server's database (starting the embedded
+//! cluster if needed) and act through `service`, as the doors do.
+
+mod account;
+mod ca;
+mod client;
+mod identity;
+mod jobs;
+mod messaging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sqlx::PgPool;
+
+use crate::app;
+use crate::config::Config;
+use crate::service::{self, Actor};
+use crate::store::{self, Database};
+
+pub use account::AccountCommand;
+pub use ca::CaCommand;
+pub use client::ClientCommand;
+pub use identity::IdentityCommand;
+pub use jobs::JobsCommand;
+pub use messaging::MessagingCommand;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hisp-gateway",
+    version,
+    about = "A HISP gateway for Direct Secure Messaging"
+)]
+pub struct Cli {
+    /// A TOML file overriding the embedded defaults (GW_* variables override it in turn).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Import verified identities.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Seed demo clients of every kind and demo identities; prints the credentials.
+    Demo,
+    /// Inspect and re-run outbox jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// The certificate authority and Direct certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Reseller debit accounts: credit, holds, ledger.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// REST messaging: which vendor may use which organization's addresses.
+    #[command(subcommand)]
+    Messaging(MessagingCommand),
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    crate::install_crypto_provider();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::telemetry::init_logging(&config.log);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
+    let mut db = Database::open(&config).await?;
+    // Whatever happens, a cluster we started is stopped before we exit.
+    let result = async {
+        app::resolve_local_secrets(&mut config, db.embedded.as_ref().map(|pg| pg.data_dir()))?;
+        match command {
+            Command::Serve => {
+                // A cluster left running by a crashed server is ours to stop now; admin commands
+                // leave an adopted cluster alone, since the server may be using it.
+                if let Some(pg) = db.embedded.as_mut() {
+                    pg.take_ownership();
+                }
+                serve::serve(config, &db).await
+            }
+            other => admin(other, &config, &db).await,
+        }
+    }
+    .await;
+    db.close().await?;
+    result
+}
+
+/// What every admin command works with.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub pool: &'a PgPool,
+    pub actor: Actor,
+}
+
+async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx {
+        config,
+        pool: &db.pool,
+        actor: Actor::cli(),
+    };
+    match command {
+        Command::Serve => unreachable!("handled by run"),
+        // Database::open has applied them.
+        Command::Migrate => {
+            let n = store::MIGRATOR.iter().count();
+            println!("database is up to date ({n} migrations)");
+        }
+        Command::Demo => {
+            let key = config.security.identity_hash_key.expose().as_bytes();
+            let created = service::demo::seed(ctx.pool, key, &ctx.actor).await?;
+            println!(
+                "{}",
+                service::demo::banner(&created, &config.http.public_base_url)
+            );
+        }
+        Command::Client(c) => client::run(c, &ctx).await?,
+        Command::Identity(c) => return identity::run(c, &ctx).await,
+        Command::Jobs(c) => return jobs::run(c, &ctx).await,
+        Command::Ca(c) => ca::run(c, &ctx).await?,
+        Command::Account(c) => account::run(c, &ctx).await?,
+        Command::Messaging(c) => messaging::run(c, &ctx).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
