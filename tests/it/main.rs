@@ -6,6 +6,7 @@ mod helpers;
 mod attacks;
 mod auth;
 mod binary;
+mod docs;
 mod health;
 mod identity;
 mod jobs;
