@@ -67,7 +67,11 @@ fn the_readme_starts_with_the_two_commands_and_ci_runs_the_second() {
     );
     let ci = read(".ci/run");
     let last = ci.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
-    assert_eq!(last.trim(), "cargo test", "CI runs the README's test command last");
+    assert_eq!(
+        last.trim(),
+        "cargo test",
+        "CI runs the README's test command last"
+    );
     assert!(readme.lines().count() <= 150, "the README is a front page");
 }
 
