@@ -220,6 +220,16 @@ fn finish(reader: &mut NsReader<&[u8]>, root: Element) -> Result<Element, XmlErr
 
 /// Escapes text for element content and attribute values.
 pub fn escape(s: &str) -> String {
+    escape_as(s, false)
+}
+
+/// `escape`, with line ends and tabs as character references too, so that attribute-value
+/// normalisation in other parsers cannot turn them into spaces (XDM metadata read by others).
+pub fn escape_keeping_whitespace(s: &str) -> String {
+    escape_as(s, true)
+}
+
+fn escape_as(s: &str, whitespace_as_references: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -228,6 +238,9 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\n' if whitespace_as_references => out.push_str("&#10;"),
+            '\r' if whitespace_as_references => out.push_str("&#13;"),
+            '\t' if whitespace_as_references => out.push_str("&#9;"),
             // Control characters other than tab/newline/CR are not allowed in XML 1.0.
             c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
             c => out.push(c),

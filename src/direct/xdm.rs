@@ -370,26 +370,9 @@ fn hl7_escape(s: &str) -> String {
     out
 }
 
-/// Escapes text for XML content and attribute values. Line ends and tabs become character
-/// references so attribute-value normalisation in other parsers cannot turn them into spaces;
-/// other control characters are not allowed in XML 1.0 and are dropped.
+/// Our values in METADATA.XML: escaped, line ends and tabs kept as character references.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if c.is_control() && (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
+    xml::escape_keeping_whitespace(s)
 }
 
 fn patient_cx(meta: &SubmissionMetadata) -> Option<String> {

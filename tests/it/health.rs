@@ -80,15 +80,7 @@ async fn metrics_show_request_counters_and_job_gauges() {
     .unwrap();
     drop(conn);
 
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics").await;
     assert!(
         text.contains(r#"gateway_http_requests_total{route="/api/v1/clients/{id}/disable",method="GET",status="405"} 3"#),
         "{text}"

@@ -9,9 +9,8 @@ use hisp_gateway::domain::client::ClientKind;
 use hisp_gateway::soap::envelope::SOAP12_NS;
 use serde_json::{Value, json};
 
-use super::{HEALTHY, HealthWatch};
-use crate::helpers::process::{GatewayProcess, wait_ready};
-use crate::helpers::{TestApp, gateway_command};
+use super::{HEALTHY, HealthWatch, gateway_on};
+use crate::helpers::TestApp;
 use crate::soap::{Fixture, Mode, address, provision_body};
 
 const SEND: &str = "/MessagingAPI/dirmsg/send_ccda";
@@ -87,10 +86,7 @@ async fn a_huge_recipient_list_is_refused_at_once_while_others_are_served() {
 async fn bodies_of_millions_of_json_values_are_refused_before_they_are_read() {
     let app = TestApp::spawn().await;
     let vendor = app.create_client(ClientKind::Vendor).await;
-    let mut cmd = gateway_command();
-    cmd.env("DATABASE_URL", &app.db.url);
-    let gw = GatewayProcess::start(cmd);
-    wait_ready(&gw.url("/readyz")).await;
+    let gw = gateway_on(&app, &[]).await;
     let baseline = gw.peak_rss();
     let mut body = send_request("x@b.example.org".into(), b"<a/>", false);
     body["padding"] = json!(vec![0u8; 8_000_000]);
@@ -243,11 +239,7 @@ async fn a_provisioning_form_larger_than_any_offer_is_refused_whole() {
 async fn work_for_a_request_that_timed_out_stops() {
     let app = TestApp::spawn().await;
     let vendor = app.create_client(ClientKind::Vendor).await;
-    let mut cmd = gateway_command();
-    cmd.env("DATABASE_URL", &app.db.url)
-        .env("GW_HTTP__REQUEST_TIMEOUT", "1s");
-    let gw = GatewayProcess::start(cmd);
-    wait_ready(&gw.url("/readyz")).await;
+    let gw = gateway_on(&app, &[("GW_HTTP__REQUEST_TIMEOUT", "1s")]).await;
     let body = send_request("x@b.example.org".into(), &noise(24 * 1024 * 1024), true);
     let http = reqwest::Client::new();
     let sends = (0..2).map(|_| {

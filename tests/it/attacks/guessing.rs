@@ -5,9 +5,8 @@ use std::time::Duration;
 use hisp_gateway::domain::client::ClientKind;
 use uuid::Uuid;
 
-use super::{ATTACKER, BYSTANDER, HEALTHY, HealthWatch, client_from};
-use crate::helpers::process::{GatewayProcess, wait_ready};
-use crate::helpers::{TestApp, gateway_command};
+use super::{ATTACKER, BYSTANDER, HEALTHY, HealthWatch, client_from, gateway_on};
+use crate::helpers::TestApp;
 use crate::soap::{self, Fixture, Mode};
 
 async fn whoami(
@@ -63,15 +62,7 @@ async fn wrong_secrets_are_throttled_per_address_and_the_real_client_still_works
     assert_eq!(r.status(), 429);
     assert_eq!(retry_after(&r), 2);
     // Counted where operators look.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("gateway_auth_failures_total"), "{metrics}");
     assert!(
         metrics.contains("gateway_auth_throttled_total{scope=\"address\"}"),
@@ -131,13 +122,15 @@ async fn wrong_soap_logins_are_throttled_with_code_011_and_a_reason() {
 async fn a_guessing_storm_leaves_memory_bounded_and_secrets_unlogged() {
     let app = TestApp::spawn().await;
     let (id, _) = app.create_client(ClientKind::Vendor).await;
-    let mut cmd = gateway_command();
-    cmd.env("DATABASE_URL", &app.db.url)
-        .env("GW_SECURITY__FAILED_AUTH_PER_ADDRESS", "100000")
-        .env("GW_SECURITY__FAILED_AUTH_PER_CLIENT", "100000")
-        .env("GW_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "1000");
-    let gw = GatewayProcess::start(cmd);
-    wait_ready(&gw.url("/readyz")).await;
+    let gw = gateway_on(
+        &app,
+        &[
+            ("GW_SECURITY__FAILED_AUTH_PER_ADDRESS", "100000"),
+            ("GW_SECURITY__FAILED_AUTH_PER_CLIENT", "100000"),
+            ("GW_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+        ],
+    )
+    .await;
     let baseline = gw.peak_rss();
     let watch = HealthWatch::start(gw.url("/healthz"));
     let http = reqwest::Client::builder()

@@ -15,6 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::helpers::process::{GatewayProcess, wait_ready};
+use crate::helpers::{TestApp, gateway_command};
 use tokio_util::sync::CancellationToken;
 
 pub const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -82,6 +85,16 @@ impl HealthWatch {
         assert!(probes > 0, "no health probe was made");
         slowest
     }
+}
+
+/// The real binary on `app`'s database, with `env` set, once it is ready.
+pub async fn gateway_on(app: &TestApp, env: &[(&str, &str)]) -> GatewayProcess {
+    let mut cmd = gateway_command();
+    cmd.env("DATABASE_URL", &app.db.url)
+        .envs(env.iter().copied());
+    let gw = GatewayProcess::start(cmd);
+    wait_ready(&gw.url("/readyz")).await;
+    gw
 }
 
 /// The slowest health probe an attack may cause. Generous for a shared 2-core machine running

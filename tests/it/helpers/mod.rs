@@ -308,6 +308,13 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The text of an unauthenticated GET (`/metrics`, say).
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.unwrap()
+    }
+
     /// A client made through the service layer, as the CLI would; returns (id, secret).
     pub async fn create_client(&self, kind: ClientKind) -> (Uuid, String) {
         let c =
