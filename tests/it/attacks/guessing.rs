@@ -61,6 +61,32 @@ async fn wrong_secrets_are_throttled_per_address_and_the_real_client_still_works
     let r = whoami(&attacker, &app, id, "guess-32").await;
     assert_eq!(r.status(), 429);
     assert_eq!(retry_after(&r), 2);
+    // The token endpoint refuses the blocked address before checking anything, in the
+    // gateway's error form.
+    let r = attacker
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some("guess-token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(retry_after(&r) >= 1);
+    // Bearer tokens are guesses too: another address presenting made-up tokens is blocked
+    // after the same allowance.
+    let token_guesser = client_from(std::net::Ipv4Addr::new(127, 0, 0, 3));
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let r = token_guesser
+            .get(app.url("/MessagingAPI/dirmsg/messages"))
+            .bearer_auth(format!("made-up-token-{i}"))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, [401, 401, 401, 401, 401, 401, 429, 429]);
     // Counted where operators look.
     let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("gateway_auth_failures_total"), "{metrics}");
