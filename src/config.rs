@@ -79,6 +79,10 @@ pub struct MessagingConfig {
     /// Delays between attempts to push an inbound message or a notification to a vendor.
     #[serde(deserialize_with = "durations")]
     pub delivery_retry_schedule: Vec<Duration>,
+    /// How long a message waits in a recipient's pull mailbox, unacknowledged, before it
+    /// becomes FAILED (`9008: ERROR=NotRetrieved`).
+    #[serde(with = "humantime_serde")]
+    pub mailbox_hold: Duration,
     /// How long one push to a vendor's endpoint may take.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,

@@ -16,9 +16,11 @@ use crate::domain::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// Invalid input, naming the field. REST answers 400 `invalid` for it, like the seed's
+    /// send_ccda; SOAP renders the provisioning code of the field.
     #[error("{0}")]
     Invalid(#[from] Invalid),
-    /// Invalid input on a door whose spec answers 400 for it (messaging), naming the field.
+    /// Invalid input on the messaging door; the same answer as `Invalid` over REST.
     #[error("{0}")]
     BadRequest(Invalid),
     #[error("malformed request: {0}")]
@@ -111,8 +113,9 @@ struct ErrorDetail<'a> {
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::BadRequest(_) | AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid(_) | AppError::BadRequest(_) | AppError::Malformed(_) => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -129,9 +132,16 @@ impl AppError {
         }
     }
 
-    /// A stable, machine-readable code for the JSON body.
+    /// A stable, machine-readable code for the JSON body. Each code always comes with the
+    /// same HTTP status (docs/api.md has the table), so a client may switch on either.
     pub fn code(&self) -> &'static str {
         match self {
+            AppError::Refused(_) => match self.status() {
+                StatusCode::PAYMENT_REQUIRED => "payment_required",
+                StatusCode::CONFLICT => "conflict",
+                StatusCode::NOT_FOUND => "not_found",
+                _ => "refused",
+            },
             AppError::Invalid(_) => "invalid",
             AppError::BadRequest(_) => "invalid",
             AppError::Malformed(_) => "malformed",
@@ -139,7 +149,6 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
-            AppError::Refused(_) => "refused",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::TooManyRequests { .. } | AppError::Throttled { .. } => "too_many_requests",
             AppError::Timeout(_) => "timeout",
@@ -232,7 +241,11 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        // axum's own "cannot deserialize" is our `invalid`, which is a 400 everywhere.
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            parts.status = StatusCode::BAD_REQUEST;
+            "invalid"
+        }
         s if s.is_server_error() => "internal",
         _ => "malformed",
     };
@@ -257,4 +270,51 @@ fn has_structured_body(resp: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.starts_with("text/plain"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::provisioning::Refusal;
+
+    /// Every variant, with every refusal: a code never comes with two statuses.
+    #[test]
+    fn each_code_has_one_status() {
+        let invalid = || Invalid::new("field", "bad");
+        let wait = Duration::from_secs(1);
+        let all = [
+            AppError::Invalid(invalid()),
+            AppError::BadRequest(invalid()),
+            AppError::Malformed("x".into()),
+            AppError::Unauthorized,
+            AppError::Forbidden("x".into()),
+            AppError::NotFound("x".into()),
+            AppError::Conflict("x".into()),
+            AppError::PayloadTooLarge { limit: 1 },
+            AppError::TooManyRequests { retry_after: wait },
+            AppError::Throttled { retry_after: wait },
+            AppError::Timeout(wait),
+            AppError::Unavailable,
+            AppError::Overloaded {
+                what: "x",
+                retry_after: wait,
+            },
+            AppError::Internal(anyhow::anyhow!("x")),
+            AppError::Refused(Refusal::Offer("x".into())),
+            AppError::Refused(Refusal::Account("x".into())),
+            AppError::Refused(Refusal::InsufficientFunds("x".into())),
+            AppError::Refused(Refusal::CaptureFailed("x".into())),
+            AppError::Refused(Refusal::DomainTaken("x".into())),
+            AppError::Refused(Refusal::NoVerifiedOrganization("x".into())),
+            AppError::Refused(Refusal::UnknownDomain("x".into())),
+            AppError::Refused(Refusal::UnknownAddress("x".into())),
+            AppError::Refused(Refusal::EmptyForm("x".into())),
+        ];
+        let mut seen: std::collections::HashMap<&str, StatusCode> = Default::default();
+        for e in &all {
+            let status = *seen.entry(e.code()).or_insert(e.status());
+            assert_eq!(status, e.status(), "{} has two statuses", e.code());
+        }
+        assert_eq!(seen["invalid"], StatusCode::BAD_REQUEST);
+    }
 }

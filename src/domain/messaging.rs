@@ -426,9 +426,9 @@ fn parse_attachments(obj: &Map<String, Value>, max: usize) -> Result<Vec<Attachm
             ));
         }
         let file_name = match text("attachmentFileName")? {
-            Some(n) if !n.trim().is_empty() => Some(
-                parse_file_name("attachmentFileName", &n).map_err(|e| at(e.field, &e.message))?,
-            ),
+            Some(n) if !n.trim().is_empty() => {
+                Some(attachment_file_name(&n).map_err(|e| at(e.field, &e.message))?)
+            }
             _ => None,
         };
         out.push(Attachment {
@@ -489,6 +489,22 @@ pub fn parse_media_type(s: &str) -> Result<String, String> {
     } else {
         Err(format!("{s:?} is not a media type (type/subtype)"))
     }
+}
+
+/// The seed's own example is a path, `attachment/ccda`: its last segment is the name. A path
+/// that climbs (`..`) or ends empty is refused like any bad name.
+fn attachment_file_name(s: &str) -> Result<String, Invalid> {
+    const FIELD: &str = "attachmentFileName";
+    let s = s.trim();
+    let climbs = s.split(['/', '\\']).any(|segment| segment.trim() == "..");
+    if climbs || s.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            FIELD,
+            "must be a file name (a path's last segment is taken), without .. or control characters",
+        ));
+    }
+    let last = s.rsplit(['/', '\\']).next().unwrap_or(s);
+    parse_file_name(FIELD, last)
 }
 
 fn parse_file_name(field: &'static str, s: &str) -> Result<String, Invalid> {
@@ -621,6 +637,16 @@ mod tests {
         let mut v = valid();
         v["emailAttachmentList"][0]["attachmentFileName"] = json!("../etc/passwd");
         assert_eq!(field_of(v), "attachmentFileName");
+        for bad in [
+            "attachment/",
+            "attachment/..",
+            "a\\..\\b",
+            "attachment/cc\u{7}da",
+        ] {
+            let mut v = valid();
+            v["emailAttachmentList"][0]["attachmentFileName"] = json!(bad);
+            assert_eq!(field_of(v), "attachmentFileName", "{bad:?}");
+        }
         let mut v = valid();
         v["patientDOB"] = json!("1916-02-26");
         assert_eq!(field_of(v), "patientDOB");

@@ -27,7 +27,35 @@ pub async fn enqueue(
     kind: &str,
     payload: serde_json::Value,
 ) -> Result<i64, sqlx::Error> {
-    store::jobs::insert(conn, kind, &payload, policy.max_attempts(), Utc::now()).await
+    store::jobs::insert(
+        conn,
+        kind,
+        &payload,
+        policy.max_attempts(),
+        Utc::now(),
+        None,
+    )
+    .await
+}
+
+/// Like `enqueue`, for a job that must not start before the earlier jobs of `chain` have
+/// ended (done, or dead after its last attempt): the jobs of a chain run in order.
+pub async fn enqueue_chained(
+    conn: &mut PgConnection,
+    policy: &RetryPolicy,
+    kind: &str,
+    chain: &str,
+    payload: serde_json::Value,
+) -> Result<i64, sqlx::Error> {
+    store::jobs::insert(
+        conn,
+        kind,
+        &payload,
+        policy.max_attempts(),
+        Utc::now(),
+        Some(chain),
+    )
+    .await
 }
 
 /// Like `enqueue`, for a job that must not run before `run_at` (timeouts).
@@ -38,5 +66,5 @@ pub async fn enqueue_at(
     payload: serde_json::Value,
     run_at: chrono::DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
-    store::jobs::insert(conn, kind, &payload, policy.max_attempts(), run_at).await
+    store::jobs::insert(conn, kind, &payload, policy.max_attempts(), run_at, None).await
 }

@@ -535,6 +535,11 @@ struct ReportRow {
     xdr_source_id: Option<String>,
     xdr_unique_id: Option<String>,
     xdr_patient_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<String>,
+    /// The cause behind the code, for operators only (this report is theirs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_detail: Option<String>,
 }
 
 /// The message status report of a day, week or month: the rows the SOAP report operations
@@ -583,6 +588,8 @@ pub async fn message_report(
                     xdr_source_id: r.xdr_source_id,
                     xdr_unique_id: r.xdr_unique_id,
                     xdr_patient_id: r.xdr_patient_id,
+                    failure_reason: r.failure_reason,
+                    failure_detail: r.failure_detail,
                 })
                 .collect();
             Ok(Json(rows).into_response())

@@ -6,6 +6,7 @@ mod admission;
 mod clients;
 mod errors;
 mod extract;
+pub mod mailbox;
 pub mod messaging;
 pub mod openapi;
 mod pki;
@@ -19,7 +20,7 @@ use crate::state::AppState;
 pub use extract::JsonBody;
 
 /// The REST routes with their limits: send_ccda carries whole documents and has its own body
-/// limit and admission; every error is JSON.
+/// limit and admission, the mailbox listing may wait for mail; every error is JSON.
 pub fn router(state: &AppState) -> Router<AppState> {
     let limits = |body_bytes| DoorLimits {
         body_bytes,
@@ -32,9 +33,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         post(messaging::send_ccda).route_layer(admit),
     );
     let send = limits(state.config.messaging.body_limit_bytes).apply(send);
+    // A listing may wait for mail up to its own limit, on top of the usual time to answer.
+    let inbox = DoorLimits {
+        body_bytes: state.config.http.body_limit_bytes,
+        timeout: state.config.http.request_timeout + crate::service::messaging::mailbox::MAX_WAIT,
+        render: errors::render,
+    }
+    .apply(Router::new().route(mailbox::INBOX_PATH, get(mailbox::list)));
     limits(state.config.http.body_limit_bytes)
         .apply(routes())
         .merge(send)
+        .merge(inbox)
         .layer(axum::middleware::from_fn(crate::error::json_errors))
 }
 
@@ -45,6 +54,12 @@ fn routes() -> Router<AppState> {
             "/MessagingAPI/dirmsg/messages",
             get(messaging::list_messages),
         )
+        .route("/MessagingAPI/dirmsg/inbox/{id}", get(mailbox::fetch))
+        .route(
+            "/MessagingAPI/dirmsg/inbox/{id}/acknowledge",
+            post(mailbox::acknowledge),
+        )
+        .route("/MessagingAPI/dirmsg/receipt", post(mailbox::receipt))
         .route("/oauth2/token", post(messaging::token))
         .route(
             "/api/v1/messaging/endpoints/{address}",

@@ -156,6 +156,10 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::send_ccda,
         operations::message_status,
         operations::list_messages,
+        operations::list_inbox,
+        operations::fetch_inbox_message,
+        operations::acknowledge_inbox_message,
+        operations::read_receipt,
         operations::oauth2_token,
         operations::get_endpoint,
         operations::put_endpoint,
@@ -707,13 +711,17 @@ mod schemas {
         #[schema(example = "2026-11-21 10:15:30.1")]
         pub send_time: String,
         pub status: MessageStatus,
-        /// Why delivery failed; present only for FAILED and FAILED-TO.
+        /// Why delivery failed, coded (`9004: ERROR=DeliveryFailed`; the table is in the API
+        /// guide); present only for FAILED and FAILED-TO.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(nullable = false)]
         pub failure_reason: Option<String>,
-        /// The `transactionId` of the `send_ccda` reply.
+        /// Ours, beside the seed's fields: the `transactionId` of the `send_ccda` reply.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         pub transaction_id: Option<Uuid>,
-        /// When the status last changed (RFC 3339, milliseconds).
+        /// Ours, beside the seed's fields: when the status last changed (RFC 3339,
+        /// milliseconds).
         pub updated: DateTime<Utc>,
     }
 
@@ -923,6 +931,14 @@ mod schemas {
         pub xdr_source_id: Option<String>,
         pub xdr_unique_id: Option<String>,
         pub xdr_patient_id: Option<String>,
+        /// For FAILED and FAILED-TO: the coded reason the sender read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        pub failure_reason: Option<String>,
+        /// For operators only: the cause behind the code (an endpoint's error, a peer's reply).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        pub failure_detail: Option<String>,
     }
 
     // -- clients --
@@ -1121,6 +1137,69 @@ mod schemas {
         NotReady,
     }
 
+    // -- pull mailbox and read receipts --
+
+    /// One message waiting in a mailbox.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct InboxItem {
+        /// The mailbox's handle: fetch and acknowledge by it, page with `after`.
+        pub id: i64,
+        /// The sender's `messageId`.
+        pub message_id: String,
+        pub from_direct_address: String,
+        pub to_direct_address: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        pub message_subject: Option<String>,
+        /// When the gateway accepted the message (RFC 3339, milliseconds).
+        pub received_time: DateTime<Utc>,
+        /// Size of the message as built (MIME), in bytes.
+        pub size_bytes: i64,
+    }
+
+    /// The messages waiting for one address, oldest first.
+    #[derive(Serialize, ToSchema)]
+    pub struct Inbox {
+        pub address: String,
+        pub messages: Vec<InboxItem>,
+        /// The `after` of the next page: the last id listed; null when none was.
+        pub next: Option<i64>,
+    }
+
+    /// The answer to an acknowledgement.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Acknowledged {
+        pub id: i64,
+        pub message_id: String,
+        /// `DISPATCHED` (or `DISPLAYED` if a read receipt came since).
+        pub status: MessageStatus,
+    }
+
+    /// A read receipt from the receiving side, naming the message as it was received.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ReceiptRequest {
+        /// The `messageId` of the inbound message.
+        pub message_id: String,
+        pub from_direct_address: String,
+        /// The vendor's own address that received it.
+        pub to_direct_address: String,
+        /// `displayed`.
+        #[schema(example = "displayed")]
+        pub disposition: String,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ReceiptReply {
+        pub message_id: String,
+        pub to_direct_address: String,
+        /// `DISPLAYED`.
+        pub status: MessageStatus,
+    }
+
     // -- webhooks --
 
     /// A delivery status notification, POSTed to the sender's `dsnUrl` when a recipient's
@@ -1142,7 +1221,8 @@ mod schemas {
         /// The `messageId` the vendor sent (our SMTP Message-ID for a message without one).
         pub Id: String,
         pub Status: NotificationStatus,
-        /// The status word (`processed`, `dispatched`, `displayed`) or the failure reason.
+        /// The status word (`processed`, `dispatched`, `displayed`) or the coded failure
+        /// reason (`9002: ERROR=NoTrustedRecipients`).
         pub Description: String,
         /// `action/MDN-sent-automatically;` followed by `processed`, `dispatched`,
         /// `displayed` or `failed`.
@@ -1192,7 +1272,8 @@ mod schemas {
         /// The documents; an XDM package comes as its `-xdm.zip` file or, with `xdmDelivery`
         /// `unpacked`, as its documents.
         pub email_attachment_list: Vec<EmailAttachment>,
-        /// The SMTP Message-ID.
+        /// The sender's `messageId` (the Message-ID of mail from another HISP): what replies
+        /// name in `replyToMessageId`, and what a read receipt names.
         pub message_id: String,
         /// Whether the message carried an XDM package.
         pub xdm: bool,
@@ -1293,6 +1374,91 @@ mod operations {
     )]
     pub fn list_messages() {}
 
+    /// List a pull mailbox
+    ///
+    /// Messages for an address with no `inboundUrl` wait here (PROCESSED) until acknowledged.
+    /// With `wait`, an empty mailbox answers as soon as a message arrives, or empty when the
+    /// wait ends. Messages unacknowledged after `messaging.mailbox_hold` (default 7 days)
+    /// become FAILED `9008: ERROR=NotRetrieved`.
+    #[utoipa::path(
+        get,
+        path = "/MessagingAPI/dirmsg/inbox",
+        tag = TAG_MESSAGING,
+        params(
+            ("address" = String, Query, description = "One of the vendor's addresses."),
+            ("after" = Option<i64>, Query, minimum = 0, description = "Only ids above this (the previous page's `next`); default 0."),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100; default 100."),
+            ("wait" = Option<String>, Query, description = "Long poll: wait up to this long (`30s`, at most `60s`) for a message when none is waiting."),
+        ),
+        responses(
+            (status = 200, description = "The waiting messages, oldest first.", body = Inbox),
+            (status = 400, description = "A parameter is invalid (`invalid`, with `field`: `address`, `after`, `limit` or `wait`).", body = ErrorBody),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "The address is not among the vendor's addresses.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("oauth2" = []))
+    )]
+    pub fn list_inbox() {}
+
+    /// Fetch a waiting message
+    ///
+    /// The message in the inbound JSON of a push (the address's `inboundShape` and
+    /// `xdmDelivery` if it has an endpoint registration, else `flat` and `zip`).
+    #[utoipa::path(
+        get,
+        path = "/MessagingAPI/dirmsg/inbox/{id}",
+        tag = TAG_MESSAGING,
+        params(("id" = i64, Path, description = "The mailbox id from the listing.")),
+        responses(
+            (status = 200, description = "The message.", body = InboundMessage),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "No such message in the vendor's mailboxes (another vendor's is answered the same way).", body = ErrorBody),
+            (status = 409, description = "The message has left the mailbox (acknowledged or expired).", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("oauth2" = []))
+    )]
+    pub fn fetch_inbox_message() {}
+
+    /// Acknowledge a waiting message
+    ///
+    /// Takes the message out of the mailbox: the sender's recipient becomes DISPATCHED (and the
+    /// sender is notified if it asked for final delivery). Acknowledging again answers the same.
+    #[utoipa::path(
+        post,
+        path = "/MessagingAPI/dirmsg/inbox/{id}/acknowledge",
+        tag = TAG_MESSAGING,
+        params(("id" = i64, Path, description = "The mailbox id from the listing.")),
+        responses(
+            (status = 200, description = "Acknowledged.", body = Acknowledged),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "No such message in the vendor's mailboxes.", body = ErrorBody),
+            (status = 409, description = "The message expired (FAILED) before it was acknowledged.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("oauth2" = []))
+    )]
+    pub fn acknowledge_inbox_message() {}
+
+    /// Report a read receipt
+    ///
+    /// The receiving side reports that a message one of its addresses received was displayed.
+    /// The sender's recipient becomes DISPLAYED (only from DISPATCHED) and the sender gets a
+    /// `displayed` notification. Reporting again answers the same.
+    #[utoipa::path(
+        post,
+        path = "/MessagingAPI/dirmsg/receipt",
+        tag = TAG_MESSAGING,
+        request_body(content = ReceiptRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "Recorded.", body = ReceiptReply),
+            (status = 400, description = "A field is missing or invalid (`invalid`, with `field`: `messageId`, `fromDirectAddress`, `toDirectAddress` or `disposition`), or the body is not JSON (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not a vendor client.", body = ErrorBody),
+            (status = 404, description = "No such message received by that address of the vendor.", body = ErrorBody),
+            (status = 409, description = "The message is not DISPATCHED (not yet delivered, or failed).", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("oauth2" = []))
+    )]
+    pub fn read_receipt() {}
+
     // -- OAuth2 --
 
     /// Get a Bearer token
@@ -1329,7 +1495,7 @@ mod operations {
             (status = 200, description = "The registration.", body = EndpointView),
             (status = 403, description = "Not a vendor client.", body = ErrorBody),
             (status = 404, description = "No endpoints registered for the address, or the address is not one of an organization granted to the vendor (answered alike).", body = ErrorBody),
-            (status = 422, description = "The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
+            (status = 400, description = "The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []), ("oauth2" = []))
     )]
@@ -1347,10 +1513,9 @@ mod operations {
         request_body(content = EndpointRequest, content_type = "application/json"),
         responses(
             (status = 200, description = "The registration as stored.", body = EndpointView),
-            (status = 400, description = "The body is not JSON of this shape, or has unknown fields (`malformed`); or a field is invalid (`invalid`, with `field`: `inboundUrl`, `dsnUrl`, `inboundAuth`, `dsnAuth`, `inboundShape`, `xdmDelivery`). A URL whose written address is loopback, private, link-local or otherwise not public, or a `localhost` name, is invalid.", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape, or has unknown fields (`malformed`); or a field is invalid (`invalid`, with `field`: `inboundUrl`, `dsnUrl`, `inboundAuth`, `dsnAuth`, `inboundShape`, `xdmDelivery`). A URL whose written address is loopback, private, link-local or otherwise not public, or a `localhost` name, is invalid. Or: The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
             (status = 403, description = "Not a vendor client.", body = ErrorBody),
             (status = 404, description = "The address is not one of an organization granted to the vendor (answered like an unknown address).", body = ErrorBody),
-            (status = 422, description = "The address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []), ("oauth2" = []))
     )]
@@ -1415,10 +1580,9 @@ mod operations {
         request_body(content = GrantRequest, content_type = "application/json"),
         responses(
             (status = 201, description = "The grant.", body = Grant),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: The client is not a vendor (`invalid`, `field` = `clientId`).", body = ErrorBody),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client, or no organization with that domain.", body = ErrorBody),
-            (status = 422, description = "The client is not a vendor (`invalid`, `field` = `clientId`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1454,10 +1618,9 @@ mod operations {
         request_body(content = AddressStatusRequest, content_type = "application/json"),
         responses(
             (status = 204, description = "Done."),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: `status` is not `active` or `disabled`, or the address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "The address is not hosted here.", body = ErrorBody),
-            (status = 422, description = "`status` is not `active` or `disabled`, or the address is not a Direct address (`invalid`, `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1525,9 +1688,8 @@ mod operations {
         request_body(content = CreateClientRequest, content_type = "application/json"),
         responses(
             (status = 201, description = "The client, with its secret (shown this once).", body = CreatedClient),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: Unknown `kind` or invalid `name` (`invalid`, with `field`).", body = ErrorBody),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
-            (status = 422, description = "Unknown `kind` or invalid `name` (`invalid`, with `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1543,7 +1705,7 @@ mod operations {
             (status = 200, description = "The client, now disabled.", body = Client),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client.", body = ErrorBody),
-            (status = 422, description = "`id` is not a UUID (`invalid`, `field` = `id`).", body = ErrorBody),
+            (status = 400, description = "`id` is not a UUID (`invalid`, `field` = `id`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1561,7 +1723,7 @@ mod operations {
             (status = 200, description = "The account (zero balance if never credited).", body = Account),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client.", body = ErrorBody),
-            (status = 422, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
+            (status = 400, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1578,10 +1740,9 @@ mod operations {
         request_body(content = CreditRequest, content_type = "application/json"),
         responses(
             (status = 200, description = "The account after the credit.", body = Account),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: `amount` is not a positive dollar amount, or `reseller_id` is not a UUID or not a reseller (`invalid`, with `field`).", body = ErrorBody),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client.", body = ErrorBody),
-            (status = 422, description = "`amount` is not a positive dollar amount, or `reseller_id` is not a UUID or not a reseller (`invalid`, with `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1599,7 +1760,7 @@ mod operations {
             (status = 200, description = "The account, on hold.", body = Account),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client.", body = ErrorBody),
-            (status = 422, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
+            (status = 400, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1615,7 +1776,7 @@ mod operations {
             (status = 200, description = "The account, no longer on hold.", body = Account),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No such client.", body = ErrorBody),
-            (status = 422, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
+            (status = 400, description = "`reseller_id` is not a UUID or not a reseller (`invalid`, `field` = `reseller_id`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1651,7 +1812,7 @@ mod operations {
             (status = 200, description = "The certificate's record.", body = CertificateRecord),
             (status = 403, description = "Not an ops or officer client.", body = ErrorBody),
             (status = 404, description = "No issued certificate with that serial.", body = ErrorBody),
-            (status = 422, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
+            (status = 400, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1667,7 +1828,7 @@ mod operations {
             (status = 200, description = "The certificate, PEM.", content(("application/x-pem-file"))),
             (status = 403, description = "Not an ops or officer client.", body = ErrorBody),
             (status = 404, description = "No issued certificate with that serial.", body = ErrorBody),
-            (status = 422, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
+            (status = 400, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1683,7 +1844,7 @@ mod operations {
             (status = 200, description = "The certificate, DER.", content(("application/pkix-cert"))),
             (status = 403, description = "Not an ops or officer client.", body = ErrorBody),
             (status = 404, description = "No issued certificate with that serial.", body = ErrorBody),
-            (status = 422, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
+            (status = 400, description = "`serial` is not hex (`invalid`, `field` = `serial`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1701,11 +1862,10 @@ mod operations {
         request_body(content = RevokeRequest, content_type = "application/json"),
         responses(
             (status = 200, description = "The certificate's record, revoked.", body = CertificateRecord),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: `serial` is not hex or `reason` is unknown (`invalid`, with `field`).", body = ErrorBody),
             (status = 403, description = "Not an ops or officer client.", body = ErrorBody),
             (status = 404, description = "No certificate with that serial.", body = ErrorBody),
             (status = 409, description = "The certificate is not live (already revoked or expired).", body = ErrorBody),
-            (status = 422, description = "`serial` is not hex or `reason` is unknown (`invalid`, with `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]
@@ -1722,10 +1882,9 @@ mod operations {
         request_body(content = Pkcs12Request, content_type = "application/json"),
         responses(
             (status = 200, description = "The certificate, its key and the CA chain.", content(("application/x-pkcs12"))),
-            (status = 400, description = "The body is not JSON of this shape (`malformed`).", body = ErrorBody),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: `serial` is not hex or `password` is shorter than 8 characters (`invalid`, with `field`).", body = ErrorBody),
             (status = 403, description = "Not an ops client.", body = ErrorBody),
             (status = 404, description = "No issued certificate with that serial, or its key is not held here.", body = ErrorBody),
-            (status = 422, description = "`serial` is not hex or `password` is shorter than 8 characters (`invalid`, with `field`).", body = ErrorBody),
         ),
         security(("basicAuth" = []))
     )]

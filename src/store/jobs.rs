@@ -28,20 +28,24 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Adds a job. Jobs with the same `chain` run one at a time in the order of their ids.
 pub async fn insert(
     conn: &mut PgConnection,
     kind: &str,
     payload: &serde_json::Value,
     max_attempts: i32,
     run_at: DateTime<Utc>,
+    chain: Option<&str>,
 ) -> Result<i64, sqlx::Error> {
     let id = sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, max_attempts, run_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO jobs (kind, payload, max_attempts, run_at, chain) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id",
     )
     .bind(kind)
     .bind(payload)
     .bind(max_attempts)
     .bind(run_at)
+    .bind(chain)
     .fetch_one(&mut *conn)
     .await?;
     // Only a job due now needs a worker woken; a later one is found by polling. NOTIFY is not
@@ -88,7 +92,8 @@ pub async fn insert_singleton(
 
 /// Claims up to `limit` due jobs for `worker`. `SKIP LOCKED` lets replicas claim concurrently
 /// without waiting on or double-claiming each other's rows; a running job whose lease ran out
-/// (its worker died) is due again.
+/// (its worker died) is due again. A chained job waits while an earlier job of its chain is
+/// queued or running: a claim racing with another sees that job as queued either way.
 pub async fn claim(
     db: &PgPool,
     worker: &str,
@@ -100,8 +105,11 @@ pub async fn claim(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = $3, updated_at = now()
          WHERE id IN (
-             SELECT id FROM jobs
-             WHERE (state = 'queued' AND run_at <= $2) OR (state = 'running' AND locked_until < $2)
+             SELECT id FROM jobs j
+             WHERE ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND locked_until < $2))
+               AND (j.chain IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM jobs e
+                   WHERE e.chain = j.chain AND e.id < j.id AND e.state IN ('queued', 'running')))
              ORDER BY run_at, id
              FOR UPDATE SKIP LOCKED
              LIMIT $4)
@@ -145,21 +153,32 @@ pub async fn finish(
         Outcome::Retry { run_at, error } => ("queued", Some(run_at), Some(error)),
         Outcome::Dead { error } => ("dead", None, Some(error)),
     };
-    let r = sqlx::query(
-        "UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
-                attempts = CASE WHEN $3 = 'queued' AND $5::text IS NULL THEN 0 ELSE attempts END,
-                finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
-                updated_at = now(), locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+    // The end of a chained job lets the next of its chain run: its workers are woken now
+    // rather than at their next poll.
+    let finished: Option<bool> = sqlx::query_scalar(
+        "WITH f AS (
+             UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
+                    attempts = CASE WHEN $3 = 'queued' AND $5::text IS NULL THEN 0 ELSE attempts END,
+                    finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
+                    updated_at = now(), locked_by = NULL, locked_until = NULL
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'
+             RETURNING chain),
+         wake AS (
+             SELECT pg_notify($6, '') FROM f
+             WHERE f.chain IS NOT NULL AND $3 IN ('done', 'dead')
+               AND EXISTS (SELECT 1 FROM jobs n
+                           WHERE n.chain = f.chain AND n.id > $1 AND n.state = 'queued'))
+         SELECT (SELECT count(*) FROM wake) >= 0 FROM f",
     )
     .bind(id)
     .bind(worker)
     .bind(state)
     .bind(run_at)
     .bind(error)
-    .execute(db)
+    .bind(NOTIFY_CHANNEL)
+    .fetch_optional(db)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(finished.is_some())
 }
 
 pub async fn list(

@@ -356,7 +356,8 @@ pub struct SendOutcome {
 /// client is still active with the secret it was verified against, the sending address is
 /// hosted, granted to the client, active and its organization Activated, and the message was
 /// built with the right final-delivery request; then, unless the messageId was used before,
-/// the message, its recipients (routed `local` when the address is hosted here) and its jobs
+/// the message, its recipients (routed `local` when their domain is hosted here, whether or
+/// not the address exists: the delivery job fails an unknown one at once) and its jobs
 /// are inserted. The checks run once per distinct client and sender, not once per message.
 /// One statement commits on its own, so no transaction stays open while the gateway waits for
 /// its turn on the CPU, and a failure writes nothing of any message. Outcomes come back in the
@@ -466,8 +467,8 @@ pub async fn send_messages(
                AND (i.asm OR s.timely) = i.final_delivery),
          x AS (
              SELECT x.n, x.r, CASE WHEN EXISTS (
-                         SELECT 1 FROM direct_addresses a
-                         WHERE lower(a.domain) = lower(x.d) AND lower(a.username) = lower(x.u))
+                         SELECT 1 FROM direct_addresses a WHERE lower(a.domain) = lower(x.d))
+                       OR EXISTS (SELECT 1 FROM organizations o WHERE lower(o.domain) = lower(x.d))
                      THEN 'local' ELSE 'remote' END AS route
              FROM unnest($24::int4[], $25::text[], $26::text[], $27::text[]) AS x(n, r, u, d)),
          m AS (
@@ -601,6 +602,8 @@ pub struct RecipientRow {
     pub recipient: String,
     pub status: String,
     pub failure_reason: Option<String>,
+    /// Set once the message waits in the recipient's pull mailbox.
+    pub mailbox_id: Option<i64>,
 }
 
 pub async fn recipient(
@@ -609,7 +612,7 @@ pub async fn recipient(
     recipient: &str,
 ) -> Result<Option<RecipientRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT recipient, status, failure_reason FROM message_recipients
+        "SELECT recipient, status, failure_reason, mailbox_id FROM message_recipients
          WHERE message_id = $1 AND recipient = $2",
     )
     .bind(message)
@@ -618,58 +621,70 @@ pub async fn recipient(
     .await
 }
 
+/// A failure as stored: who failed ('local' or 'remote'), the coded reason the sender sees and
+/// the cause behind it, for operators.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureRecord<'a> {
+    pub origin: &'a str,
+    pub reason: &'a str,
+    pub detail: &'a str,
+}
+
 /// Moves one recipient to `status` if its current status is one of `from`; records the
-/// notification either way. Returns whether it applied.
-#[allow(clippy::too_many_arguments)]
+/// notification either way. Returns when the change happened, if it applied: the database's
+/// clock at the change, and always later than the recipient's previous change, so the
+/// notifications of one recipient carry increasing times whichever replica made them.
 pub async fn transition(
     conn: &mut PgConnection,
     message: Uuid,
     recipient: &str,
     status: &str,
     from: &[&str],
-    failure: Option<(&str, &str)>,
-    detail: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    failure: Option<FailureRecord<'_>>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let changed: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE message_recipients SET status = $3, failure_origin = $5, failure_reason = $6,
-             updated_at = $7,
-             delivered_at = CASE WHEN $3 IN ('DISPATCHED', 'DISPLAYED') THEN coalesce(delivered_at, $7) ELSE delivered_at END
-         WHERE message_id = $1 AND recipient = $2 AND status = ANY($4)",
+             failure_detail = $7,
+             updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond'),
+             delivered_at = CASE WHEN $3 IN ('DISPATCHED', 'DISPLAYED')
+                                 THEN coalesce(delivered_at, clock_timestamp()) ELSE delivered_at END
+         WHERE message_id = $1 AND recipient = $2 AND status = ANY($4)
+         RETURNING updated_at",
     )
     .bind(message)
     .bind(recipient)
     .bind(status)
     .bind(from)
-    .bind(failure.map(|f| f.0))
-    .bind(failure.map(|f| f.1))
-    .bind(now)
-    .execute(&mut *conn)
+    .bind(failure.map(|f| f.origin))
+    .bind(failure.map(|f| f.reason))
+    .bind(failure.map(|f| f.detail))
+    .fetch_optional(&mut *conn)
     .await?;
-    let applied = r.rows_affected() == 1;
     sqlx::query(
         "INSERT INTO message_events (message_id, recipient, status, applied, detail, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, clock_timestamp()))",
     )
     .bind(message)
     .bind(recipient)
     .bind(status)
-    .bind(applied)
-    .bind(detail)
-    .bind(now)
+    .bind(changed.is_some())
+    .bind(failure.map(|f| f.detail))
+    .bind(changed)
     .execute(conn)
     .await?;
-    Ok(applied)
+    Ok(changed)
 }
 
-/// Recipients of a message still waiting for a final status.
+/// Recipients of a message still waiting for a final status, but for those waiting in a
+/// mailbox: they have their own, longer hold.
 pub async fn waiting_recipients(
     conn: &mut PgConnection,
     message: Uuid,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT recipient FROM message_recipients
-         WHERE message_id = $1 AND status IN ('SMTPINIT', 'PROCESSED') ORDER BY recipient FOR UPDATE",
+         WHERE message_id = $1 AND status IN ('SMTPINIT', 'PROCESSED') AND mailbox_id IS NULL
+         ORDER BY recipient FOR UPDATE",
     )
     .bind(message)
     .fetch_all(conn)
@@ -708,21 +723,60 @@ const STATUS_SELECT: &str =
         m.created_at, r.status, r.failure_reason, r.updated_at
      FROM messages m JOIN message_recipients r ON r.message_id = m.id";
 
-/// Every recipient row of the messages with this vendor messageId from this address,
-/// whichever vendor sent them (the caller checks ownership).
+/// Every recipient row of the message with this vendor messageId from this address that
+/// `client` sent (found by the vendor's unique messageId index).
 pub async fn status_by_vendor_id(
     db: &PgPool,
+    client: Uuid,
     vendor_message_id: &str,
     from_address: &str,
 ) -> Result<Vec<StatusRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{STATUS_SELECT}
-         WHERE m.vendor_message_id = $1 AND lower(m.from_address) = lower($2)
+         WHERE m.client_id = $1 AND m.vendor_message_id = $2 AND lower(m.from_address) = lower($3)
          ORDER BY m.created_at, r.recipient"
     )))
+    .bind(client)
     .bind(vendor_message_id)
     .bind(from_address)
     .fetch_all(db)
+    .await
+}
+
+/// A message as one of its local recipients received it, found by the sender's messageId:
+/// the vendor ids of the clients that may send from `from_address` narrow it to the unique
+/// index of (client, messageId).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReceivedRow {
+    pub message: Uuid,
+    pub direction: String,
+    pub recipient: String,
+    pub status: String,
+}
+
+pub async fn received(
+    db: &PgPool,
+    message_id: &str,
+    from_address: &str,
+    recipient: &str,
+) -> Result<Option<ReceivedRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.id AS message, m.direction, r.recipient, r.status
+         FROM messages m JOIN message_recipients r ON r.message_id = m.id
+         WHERE m.vendor_message_id = $1
+           AND m.client_id IN (
+               SELECT g.client_id FROM messaging_grants g
+               JOIN direct_addresses a ON a.organization_id = g.organization_id
+               WHERE lower(a.domain) = lower($3) AND lower(a.username) = lower($2))
+           AND lower(m.from_address) = lower($2 || '@' || $3)
+           AND lower(r.recipient) = lower($4) AND r.route = 'local'
+         ORDER BY m.created_at DESC LIMIT 1",
+    )
+    .bind(message_id)
+    .bind(split(from_address).0)
+    .bind(split(from_address).1)
+    .bind(recipient)
+    .fetch_optional(db)
     .await
 }
 

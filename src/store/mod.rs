@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod identities;
 pub mod jobs;
 pub mod liveness;
+pub mod mailbox;
 pub mod messaging;
 pub mod organizations;
 pub mod packed_mime;

@@ -14,6 +14,8 @@ pub struct StatusRow {
     pub status: String,
     pub failure_origin: Option<String>,
     pub failure_reason: Option<String>,
+    /// The cause behind the coded reason: for operators, never for senders or resellers.
+    pub failure_detail: Option<String>,
     pub sent_at: DateTime<Utc>,
     pub xdr_message_id: Option<String>,
     pub xdr_source_id: Option<String>,
@@ -34,7 +36,7 @@ pub struct Scope<'a> {
 pub async fn status_rows(db: &PgPool, s: &Scope<'_>) -> Result<Vec<StatusRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.from_address, r.recipient, m.smtp_message_id, m.size_bytes, r.status, r.failure_origin,
-                r.failure_reason, m.created_at AS sent_at, m.xdr_message_id, m.xdr_source_id,
+                r.failure_reason, r.failure_detail, m.created_at AS sent_at, m.xdr_message_id, m.xdr_source_id,
                 m.xdr_unique_id, m.xdr_patient_id
          FROM messages m
          JOIN organizations o ON o.id = m.organization_id

@@ -135,7 +135,7 @@ async fn only_ops_clients_manage_clients_and_bad_fields_are_named() {
             &serde_json::json!({"kind": "wizard", "name": "x"}),
         )
         .await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["field"], "kind");
     assert_eq!(

@@ -373,3 +373,92 @@ async fn shutdown_waits_for_the_jobs_that_are_running() {
         .unwrap();
     assert_eq!(state, "done");
 }
+
+/// Jobs of one chain run one at a time in the order they were queued: a later one waits while
+/// an earlier one is retried, and goes once that one succeeded or died. Other chains and
+/// unchained jobs run meanwhile.
+#[tokio::test]
+async fn chained_jobs_run_in_order_and_wait_for_a_retried_predecessor() {
+    let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failures_left = Arc::new(AtomicU32::new(1));
+    let mut registry = JobRegistry::new();
+    let (o, f) = (order.clone(), failures_left.clone());
+    registry.register("test.step", move |job| {
+        let (o, f) = (o.clone(), f.clone());
+        async move {
+            let name = job.payload["name"].as_str().unwrap().to_owned();
+            if name == "a1"
+                && f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(JobError::Transient("first try fails".into()));
+            }
+            o.lock().unwrap().push(name);
+            Ok(())
+        }
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        registry,
+        ..Default::default()
+    })
+    .await;
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    for (chain, name) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
+        jobs::enqueue_chained(
+            &mut conn,
+            &app.state.retry,
+            "test.step",
+            chain,
+            json!({ "name": name }),
+        )
+        .await
+        .unwrap();
+    }
+    jobs::enqueue(
+        &mut conn,
+        &app.state.retry,
+        "test.step",
+        json!({"name": "free"}),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    app.worker.run_until_idle().await.unwrap();
+    let mut ran = order.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(
+        ran,
+        vec!["b1", "free"],
+        "a2 and a3 wait behind the failed a1"
+    );
+
+    app.worker
+        .run_due_at(Utc::now() + chrono::Duration::seconds(5))
+        .await
+        .unwrap();
+    let ran = order.lock().unwrap().clone();
+    assert_eq!(&ran[2..], ["a1", "a2", "a3"]);
+
+    // A dead job lets the rest of its chain go.
+    failures_left.store(u32::MAX, Ordering::SeqCst);
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    for name in ["a1", "after-dead"] {
+        jobs::enqueue_chained(
+            &mut conn,
+            &app.state.retry,
+            "test.step",
+            "c",
+            json!({ "name": name }),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let mut t = Utc::now();
+    for _ in 0..6 {
+        app.worker.run_due_at(t).await.unwrap();
+        t += chrono::Duration::seconds(40);
+    }
+    assert_eq!(order.lock().unwrap().last().unwrap(), "after-dead");
+}

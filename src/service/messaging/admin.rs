@@ -181,7 +181,11 @@ fn check_auth(field: &'static str, a: &Option<EndpointAuth>) -> AppResult<()> {
 }
 
 /// The address (hosted, granted to `client`) a vendor manages.
-async fn granted_address(db: &PgPool, client: Uuid, address: &str) -> AppResult<(i64, String)> {
+pub(super) async fn granted_address(
+    db: &PgPool,
+    client: Uuid,
+    address: &str,
+) -> AppResult<(i64, String)> {
     let a = DirectAddress::parse(address)?;
     let row = sql::find_address(db, &a.to_string(), client)
         .await?

@@ -109,18 +109,29 @@ pub fn payload(
         }
     }
     body.insert("emailAttachmentList".into(), Value::Array(attachments));
-    body.insert(
-        "messageId".into(),
-        json!(
-            parsed
-                .message_id
-                .unwrap_or_else(|| msg.smtp_message_id.clone())
-        ),
-    );
-    if let Some(s) = parsed.subject {
+    // The sender's own id, which its replies and read receipts name (`replyToMessageId`):
+    // a vendor's messageId when the sender is ours, the Message-ID of mail from elsewhere.
+    let message_id = msg
+        .vendor_message_id
+        .clone()
+        .or(parsed.message_id)
+        .unwrap_or_else(|| msg.smtp_message_id.clone());
+    body.insert("messageId".into(), json!(message_id));
+    // A sender of ours gave subject and body as JSON text, kept as given; MIME carries them
+    // with CRLF line ends and encoded words, so they are read from there only for other mail.
+    let given = |k: &str| {
+        msg.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if let Some(s) = given("messageSubject").or(parsed.subject) {
         body.insert("messageSubject".into(), json!(s));
     }
-    if let Some(b) = parsed.body.filter(|b| !b.is_empty()) {
+    if let Some(b) = given("messageBody")
+        .or(parsed.body)
+        .filter(|b| !b.is_empty())
+    {
         body.insert("messageBody".into(), json!(b));
     }
     // Patient, document and author fields travel beside the message when the sender is ours.
@@ -132,7 +143,9 @@ pub fn payload(
             body.insert(name.into(), v.clone());
         }
     }
-    if let Some(r) = parsed.in_reply_to {
+    if let Some(r) = parsed.in_reply_to
+        && !body.contains_key("replyToMessageId")
+    {
         body.insert("replyToMessageId".into(), json!(r));
     }
     body.insert("xdm".into(), json!(msg.xdm));

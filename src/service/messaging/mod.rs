@@ -1,11 +1,15 @@
 //! REST messaging: accepting a vendor's message (validated, built into MIME, committed with
 //! its recipients and jobs before the reply), its status, and the vendor's listing.
-//! `delivery` holds the jobs that move it on; `admin` the grants, endpoints and tokens.
+//! `delivery` holds the jobs that move it on; `mailbox` the receiving side's pull mailbox;
+//! `receipts` the read receipts a receiving side reports; `admin` the grants, endpoints and
+//! tokens.
 
 pub mod admin;
 pub mod batch;
 pub mod delivery;
 pub mod inbound;
+pub mod mailbox;
+pub mod receipts;
 pub mod request_hash;
 
 use std::sync::Arc;
@@ -47,6 +51,8 @@ pub struct MessagingContext {
     pub retry: RetryPolicy,
     /// Each sender's timely-and-reliable setting as last seen, to build its next message with.
     pub timely: SenderSettings,
+    /// Wakes the long polls of pull mailboxes.
+    pub mailbox_signal: mailbox::Signal,
     /// Writes accepted messages, started on the first send (it needs the pool and a runtime).
     batcher: std::sync::OnceLock<batch::SendBatcher>,
 }
@@ -91,6 +97,7 @@ impl MessagingContext {
             },
             retry: RetryPolicy::from_config(&config.jobs),
             timely: SenderSettings::default(),
+            mailbox_signal: mailbox::Signal::default(),
             batcher: std::sync::OnceLock::new(),
         }
     }
@@ -535,7 +542,9 @@ pub struct RecipientStatus {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
-    /// Ours, beside the spec's fields: the reply's transactionId and the last change.
+    /// Ours, beside the spec's fields (docs/api.md lists them): the reply's transactionId
+    /// and the time of the last change.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<Uuid>,
     pub updated: String,
 }
@@ -574,11 +583,7 @@ pub async fn status(
     xd_msg_id: &str,
     from: &str,
 ) -> AppResult<Vec<RecipientStatus>> {
-    let mine: Vec<_> = sql::status_by_vendor_id(db, xd_msg_id, from)
-        .await?
-        .into_iter()
-        .filter(|r| r.client_id == Some(client))
-        .collect();
+    let mine = sql::status_by_vendor_id(db, client, xd_msg_id, from).await?;
     if mine.is_empty() {
         return Err(AppError::NotFound(format!(
             "message {xd_msg_id} from {from}"

@@ -19,6 +19,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// What we answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Received {
@@ -171,6 +173,7 @@ async fn record(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         headers,
         body: body.to_vec(),
         status,
+        at: chrono::Utc::now(),
     });
     StatusCode::from_u16(status).unwrap()
 }

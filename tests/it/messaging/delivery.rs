@@ -2,6 +2,7 @@
 //! never answers, late notifications, and the other inbound shapes.
 
 use chrono::Utc;
+use hisp_gateway::domain::failure::FailureCode;
 use hisp_gateway::domain::messaging::Status;
 use hisp_gateway::service::messaging::delivery::{self, Change};
 
@@ -63,9 +64,20 @@ async fn a_receiver_down_for_good_ends_failed_with_one_error_notification() {
     let (code, v) = w.status(id).await;
     assert_eq!(code, 200);
     assert_eq!(v["status"], "FAILED");
+    // The sender reads a code; the receiver's error stays with operators.
     let reason = v["failureReason"].as_str().unwrap();
-    assert!(reason.contains("HTTP 500"), "{reason}");
-    assert!(reason.contains("4 attempts"), "{reason}");
+    assert_eq!(reason, "9004: ERROR=DeliveryFailed");
+    let report: Value = w
+        .get_as(&w.ops, "/api/v1/reports/messages?format=json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = &report.as_array().unwrap()[0];
+    assert_eq!(row["failureReason"], reason);
+    let detail = row["failureDetail"].as_str().unwrap();
+    assert!(detail.contains("HTTP 500"), "{detail}");
+    assert!(detail.contains("4 attempts"), "{detail}");
 
     let notes = w.notifications(id);
     let errors: Vec<&Value> = notes.iter().filter(|n| n["Status"] == "Error").collect();
@@ -150,10 +162,7 @@ async fn an_unanswered_recipient_times_out_at_the_configured_time_and_not_before
         .iter()
         .find(|o| o["recipient"] == remote)
         .unwrap();
-    assert_eq!(
-        remote_row["failureReason"],
-        "no final delivery status within 5m"
-    );
+    assert_eq!(remote_row["failureReason"], "9005: ERROR=NoFinalStatus");
     let errors: Vec<Value> = w
         .notifications(id)
         .into_iter()
@@ -182,13 +191,17 @@ async fn notifications_after_a_final_status_are_recorded_and_change_nothing() {
             .unwrap();
     let late = |status| Change {
         status,
-        failure: Some(("remote", "late failure")),
+        failure: Some(delivery::Failure {
+            origin: "remote",
+            code: FailureCode::RecipientRejected,
+            detail: "late failure",
+        }),
         notify: true,
     };
     let ctx = &w.f.app.state.messaging;
     let pool = &w.f.app.db.pool;
     for s in [Status::Failed, Status::Processed, Status::FailedTimeout] {
-        let applied = delivery::apply(pool, ctx, message_uuid, BEN, late(s), Utc::now())
+        let applied = delivery::apply(pool, ctx, message_uuid, BEN, late(s))
             .await
             .unwrap();
         assert!(!applied, "{s} after DISPATCHED");
@@ -200,21 +213,14 @@ async fn notifications_after_a_final_status_are_recorded_and_change_nothing() {
         notify: true,
     };
     assert!(
-        delivery::apply(pool, ctx, message_uuid, BEN, shown, Utc::now())
+        delivery::apply(pool, ctx, message_uuid, BEN, shown)
             .await
             .unwrap()
     );
     assert!(
-        !delivery::apply(
-            pool,
-            ctx,
-            message_uuid,
-            BEN,
-            late(Status::Failed),
-            Utc::now()
-        )
-        .await
-        .unwrap()
+        !delivery::apply(pool, ctx, message_uuid, BEN, late(Status::Failed),)
+            .await
+            .unwrap()
     );
     w.drain().await;
     assert_eq!(w.statuses(id).await, vec![(BEN.into(), "DISPLAYED".into())]);
@@ -283,24 +289,4 @@ async fn envelope_shape_and_unpacked_xdm_per_endpoint() {
     let ben = pushes.iter().find(|p| p.path == "/inbound").unwrap().json();
     assert_eq!(ben["toDirectAddress"], BEN);
     assert_eq!(attachments(&ben)[0].0, "application/zip");
-}
-
-#[tokio::test]
-async fn a_recipient_without_an_endpoint_fails_at_once_with_the_reason() {
-    let w = World::new().await;
-    // Ben's endpoint registration is replaced by one without an inbound URL.
-    w.put_endpoint(&w.vendor_b, BEN, json!({})).await;
-    let id = "no-endpoint-1";
-    w.send_ok(&message(id, BEN, false)).await;
-    w.drain().await;
-    let (_, v) = w.status(id).await;
-    assert_eq!(v["status"], "FAILED");
-    assert_eq!(
-        v["failureReason"],
-        format!("{BEN} has no inbound endpoint registered")
-    );
-    assert!(w.inbox.received().is_empty());
-    let notes = w.notifications(id);
-    assert_eq!(notes.len(), 1);
-    assert_eq!(notes[0]["Status"], "Error");
 }

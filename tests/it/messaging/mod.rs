@@ -5,7 +5,9 @@ mod batching;
 mod crash;
 mod delivery;
 mod end_to_end;
+mod mailbox;
 mod requests;
+mod seeds;
 
 use std::time::Duration;
 

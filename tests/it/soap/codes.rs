@@ -315,7 +315,7 @@ async fn payment_refusals_provision_nothing() {
             &serde_json::json!({"amount": "-5"}),
         )
         .await;
-    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["field"], "amount");
 }
