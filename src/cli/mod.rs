@@ -5,6 +5,7 @@
 mod account;
 mod ca;
 mod client;
+mod demo;
 mod identity;
 mod jobs;
 mod messaging;
@@ -18,7 +19,7 @@ use sqlx::PgPool;
 
 use crate::app;
 use crate::config::Config;
-use crate::service::{self, Actor};
+use crate::service::Actor;
 use crate::store::{self, Database};
 
 pub use account::AccountCommand;
@@ -54,7 +55,9 @@ pub enum Command {
     /// Import verified identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
-    /// Seed demo clients of every kind and demo identities; prints the credentials.
+    /// A first message: demo organization 90001 with alice@ and bob@, granted to the demo
+    /// vendor (given a new secret), and the curls to send, receive and acknowledge it. Seeds
+    /// the demo clients and identities first if they are not there. Safe to run again.
     Demo,
     /// Inspect and re-run outbox jobs.
     #[command(subcommand)]
@@ -132,14 +135,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
             let n = store::MIGRATOR.iter().count();
             println!("database is up to date ({n} migrations)");
         }
-        Command::Demo => {
-            let key = config.security.identity_hash_key.expose().as_bytes();
-            let created = service::demo::seed(ctx.pool, key, &ctx.actor).await?;
-            println!(
-                "{}",
-                service::demo::banner(&created, &config.http.public_base_url)
-            );
-        }
+        Command::Demo => demo::run(&ctx).await?,
         Command::Client(c) => client::run(c, &ctx).await?,
         Command::Identity(c) => return identity::run(c, &ctx).await,
         Command::Jobs(c) => return jobs::run(c, &ctx).await,

@@ -430,9 +430,12 @@ pub async fn rotate_signing_secret(
 
 // ---- ops -------------------------------------------------------------------------------------
 
+/// camelCase like every REST body; `client_id` is read too, as the grant's answer spelled
+/// it before.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantRequest {
+    #[serde(alias = "client_id")]
     client_id: Uuid,
     domain: String,
 }

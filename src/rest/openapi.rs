@@ -871,7 +871,7 @@ mod schemas {
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct GrantRequest {
-        /// A vendor client.
+        /// A vendor client. (`client_id` is accepted too, for older callers.)
         pub client_id: Uuid,
         /// The domain of the organization whose addresses the vendor may use.
         #[schema(example = "direct.clinic.example.org")]
@@ -880,10 +880,16 @@ mod schemas {
 
     /// A vendor's grant of an organization's addresses.
     #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
     pub struct Grant {
+        /// The vendor client.
         pub client_id: Uuid,
         pub organization_id: i64,
+        #[schema(example = "direct.clinic.example.org")]
         pub domain: String,
+        /// The organization's status: `Activated` once its certificate is issued, and only then
+        /// may its addresses send.
+        #[schema(example = "Activated")]
         pub organization_status: String,
         pub created_at: DateTime<Utc>,
     }

@@ -35,6 +35,21 @@ pub async fn create(
     Ok(CreatedClient { client, secret })
 }
 
+/// Gives a client a new secret; the old one stops working at once. The new secret exists only
+/// in the answer, as at creation.
+pub async fn replace_secret(db: &PgPool, id: Uuid, actor: &Actor) -> AppResult<CreatedClient> {
+    let secret = secrets::generate_secret();
+    let hash = secrets::hash_secret(secret.clone()).await?;
+    let mut tx = db.begin().await?;
+    let client = store::clients::set_secret_hash(&mut tx, id, &hash)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("client {id}")))?;
+    let object_id = id.to_string();
+    store::audit::record(&mut tx, audit(actor, "client.replace_secret", &object_id)).await?;
+    tx.commit().await?;
+    Ok(CreatedClient { client, secret })
+}
+
 pub async fn list(db: &PgPool) -> AppResult<Vec<Client>> {
     Ok(store::clients::list(db).await?)
 }

@@ -141,6 +141,33 @@ pub async fn init_ca(
     store_authorities(db, ctx, &root.cert, Some(&root.key), &issuing, actor, now).await
 }
 
+/// True once a CA (an active issuing authority) is installed.
+pub async fn has_ca(db: &PgPool) -> AppResult<bool> {
+    let mut conn = db.acquire().await?;
+    Ok(store::pki::active_authority(&mut conn, ISSUING)
+        .await?
+        .is_some())
+}
+
+/// Creates a CA unless one exists: what the embedded mode does at start, so a newcomer can
+/// provision at once. `None` when there was one already, or another process (a replica, a
+/// concurrent `ca init`) installed one first; the installation lock decides who.
+pub async fn ensure_ca(
+    db: &PgPool,
+    ctx: &PkiContext,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> AppResult<Option<CaSummary>> {
+    if has_ca(db).await? {
+        return Ok(None);
+    }
+    match init_ca(db, ctx, actor, now).await {
+        Ok(summary) => Ok(Some(summary)),
+        Err(AppError::Conflict(_)) if has_ca(db).await? => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes an existing CA (certificate + key) as the issuing CA. A self-signed one is its own
 /// trust anchor; otherwise `root` (its issuer's certificate) must be given.
 pub async fn import_ca(
@@ -197,6 +224,8 @@ async fn store_authorities(
     let issuing_not_after = ca::asn1_to_utc(issuing.cert.not_after())?;
     let root_not_after = ca::asn1_to_utc(root.not_after())?;
     let mut tx = db.begin().await?;
+    // Checked again under the lock: whoever got here first installed theirs.
+    store::pki::lock_installation(&mut tx).await?;
     ensure_no_ca(&mut tx).await?;
     let root_id = store::pki::insert_authority(
         &mut tx,

@@ -164,7 +164,8 @@ fn settings(pairs: &[(String, String)]) -> Result<Settings, Invalid> {
     Settings::parse(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }
 
-fn offer_price(offers: &OffersConfig, offer: Offer) -> AppResult<Cents> {
+/// What provisioning an organization with `offer` charges.
+pub fn offer_price(offers: &OffersConfig, offer: Offer) -> AppResult<Cents> {
     let price = match offers.prices.get(&offer.to_string()) {
         Some(p) => *p,
         None => address_price_dollars(offers, offer.nlp) * f64::from(offer.seats),

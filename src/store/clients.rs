@@ -81,6 +81,24 @@ pub async fn list(db: &PgPool) -> Result<Vec<Client>, sqlx::Error> {
     .collect()
 }
 
+/// Replaces the secret's hash; `None` when no such client exists.
+pub async fn set_secret_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    secret_hash: &str,
+) -> Result<Option<Client>, sqlx::Error> {
+    sqlx::query_as::<_, ClientRow>(
+        "UPDATE api_clients SET secret_hash = $2, updated_at = now() WHERE id = $1
+         RETURNING id, kind, name, status, created_at",
+    )
+    .bind(id)
+    .bind(secret_hash)
+    .fetch_optional(conn)
+    .await?
+    .map(Client::try_from)
+    .transpose()
+}
+
 /// Sets the status; `None` when no such client exists.
 pub async fn set_status(
     conn: &mut PgConnection,

@@ -8,7 +8,9 @@ use super::packed_mime::PackedMime;
 
 // ---- grants -------------------------------------------------------------------------------
 
+/// Also the REST answer's shape: camelCase, like the rest of the REST surface.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GrantRow {
     pub client_id: Uuid,
     pub organization_id: i64,

@@ -39,6 +39,18 @@ pub async fn insert_authority(
     .await
 }
 
+/// Serializes installing a CA until the caller's transaction ends: two replicas (or a
+/// replica and `ca init`) starting at once must not both install one.
+pub async fn lock_installation(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    // Any fixed key works; this one is "ca.install" in ASCII, to be recognizable in pg_locks.
+    const KEY: i64 = 0x6361_2e69_6e73_7461;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(KEY)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn active_authority(
     conn: &mut PgConnection,
     role: &str,

@@ -18,9 +18,14 @@ pub fn embedded(data_dir: &Path) -> std::process::Command {
 
 /// (id, secret) of the ops client from the first-start banner.
 pub fn ops_credentials(banner: &str) -> (String, String) {
+    credentials(banner, "ops")
+}
+
+/// (id, secret) of the demo client of `kind` ("reseller", "vendor", …) from the banner.
+pub fn credentials(banner: &str, kind: &str) -> (String, String) {
     let line = banner
         .lines()
-        .find(|l| l.trim_start().starts_with("ops "))
+        .find(|l| l.trim_start().starts_with(&format!("{kind} ")))
         .unwrap_or_else(|| panic!("{banner}"));
     let id = line
         .split("id=")

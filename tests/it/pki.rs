@@ -962,3 +962,60 @@ async fn a_disabled_organization_stays_disabled_when_its_certificate_is_issued()
     issue(&app, request("closed.direct.example", None, None, 1, true)).await;
     assert_eq!(org_status(&app, org).await, "Disabled");
 }
+
+#[tokio::test]
+async fn two_replicas_making_the_ca_at_once_make_one() {
+    // What two embedded-mode starts (or a start and a `ca init`) do at the same moment. The
+    // test holds the table so that both have made their keys and are installing them at once.
+    let db = crate::helpers::TestDb::new().await;
+    let mut holder = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE ca_authorities IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let ctx = std::sync::Arc::new(pki::PkiContext::from_config(&test_config()));
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let (pool, ctx) = (db.second_pool().await, ctx.clone());
+        replicas.push(tokio::spawn(async move {
+            pki::ensure_ca(&pool, &ctx, &Actor::cli(), Utc::now()).await
+        }));
+    }
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while waiting().await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replicas never met"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holder.commit().await.unwrap();
+    let mut made = 0;
+    for r in replicas {
+        if r.await.unwrap().unwrap().is_some() {
+            made += 1;
+        }
+    }
+    assert_eq!(
+        made, 1,
+        "exactly one replica made the CA; the other kept it"
+    );
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM ca_authorities WHERE active")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(active, 2, "one root and one issuing CA");
+    assert_eq!(count(&db.pool, "ca_authorities").await, 2);
+    // Once there is one, it is kept.
+    let again = pki::ensure_ca(&db.pool, &ctx, &Actor::cli(), Utc::now()).await;
+    assert!(again.unwrap().is_none());
+}

@@ -1052,3 +1052,60 @@ async fn ops_grant_revoke_and_disable_from_the_cli() {
         crate::helpers::stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn grants_are_asked_for_and_answered_in_camel_case() {
+    let w = World::new().await;
+    let vendor_c = w.f.app.create_client(ClientKind::Vendor).await;
+    let r =
+        w.f.app
+            .post_json_as(
+                "/api/v1/messaging/grants",
+                &w.ops,
+                &json!({"clientId": vendor_c.0, "domain": DOMAIN_A}),
+            )
+            .await;
+    assert_eq!(r.status(), 201);
+    let grant: Value = r.json().await.unwrap();
+    let mut keys: Vec<&str> = grant
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "clientId",
+            "createdAt",
+            "domain",
+            "organizationId",
+            "organizationStatus"
+        ]
+    );
+    assert_eq!(grant["clientId"], vendor_c.0.to_string());
+    assert_eq!(grant["domain"], DOMAIN_A);
+    assert_eq!(grant["organizationStatus"], "Activated");
+    // The snake_case name is read too; granting again is the same grant.
+    let r =
+        w.f.app
+            .post_json_as(
+                "/api/v1/messaging/grants",
+                &w.ops,
+                &json!({"client_id": vendor_c.0, "domain": DOMAIN_A}),
+            )
+            .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap(), grant);
+    let listed: Value = w
+        .get_as(
+            &w.ops,
+            &format!("/api/v1/messaging/grants?clientId={}", vendor_c.0),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([grant]));
+}
