@@ -158,9 +158,11 @@ async fn soap_registration(pool: sqlx::PgPool) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(PROVISION_CONCURRENCY)
         .build()?;
+    // Asks for MTOM answers, as the original service gives, so the figures stay comparable.
     let post = |body: String| {
         http.post(&url)
             .header("content-type", "application/soap+xml; charset=utf-8")
+            .header("accept", "multipart/related, application/soap+xml")
             .body(body)
             .send()
     };
@@ -215,6 +217,7 @@ async fn soap_registration(pool: sqlx::PgPool) -> anyhow::Result<()> {
                 let resp = http
                     .post(&url)
                     .header("content-type", "application/soap+xml; charset=utf-8")
+                    .header("accept", "multipart/related, application/soap+xml")
                     .body(body)
                     .send()
                     .await

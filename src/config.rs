@@ -111,10 +111,57 @@ pub struct MessagingConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SoapConfig {
-    /// Answer with MTOM (multipart/related) like the original service, or plain SOAP.
-    pub mtom_responses: bool,
+    /// When answers go as MTOM (multipart/related) rather than plain SOAP.
+    pub mtom_responses: MtomResponses,
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+}
+
+/// When the SOAP service answers with MTOM. The original always does, but plain-SOAP clients
+/// (suds, many scripts) cannot read a multipart answer, so by default the answer takes the
+/// request's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtomResponses {
+    /// MTOM to an MTOM request or to one whose `Accept` names `multipart/related`; plain SOAP
+    /// to a plain request.
+    AsRequest,
+    Always,
+    Never,
+}
+
+impl MtomResponses {
+    /// Whether this answer goes as MTOM; `asked`: the request was MTOM or accepts it.
+    pub fn answer_mtom(self, asked: bool) -> bool {
+        match self {
+            Self::AsRequest => asked,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MtomResponses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Configs written when this was a bool keep loading: true meant always, false never.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Self::Always),
+            Raw::Bool(false) => Ok(Self::Never),
+            Raw::Word(w) => match w.trim().to_ascii_lowercase().as_str() {
+                "as_request" => Ok(Self::AsRequest),
+                "always" | "true" => Ok(Self::Always),
+                "never" | "false" => Ok(Self::Never),
+                _ => Err(serde::de::Error::custom(format!(
+                    "{w:?}: expected \"as_request\", \"always\" or \"never\""
+                ))),
+            },
+        }
+    }
 }
 
 /// The price list of the Organization Registration offers, in US dollars.
@@ -400,6 +447,31 @@ mod tests {
             2525,
             "untouched keys keep their defaults"
         );
+    }
+
+    #[test]
+    fn mtom_responses_takes_its_words_and_the_old_booleans() {
+        assert_eq!(
+            Config::defaults().soap.mtom_responses,
+            MtomResponses::AsRequest
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        for (value, expected) in [
+            ("\"as_request\"", MtomResponses::AsRequest),
+            ("\"always\"", MtomResponses::Always),
+            ("\"never\"", MtomResponses::Never),
+            ("true", MtomResponses::Always),
+            ("false", MtomResponses::Never),
+        ] {
+            std::fs::write(&path, format!("[soap]\nmtom_responses = {value}\n")).unwrap();
+            let c = Config::load(Some(&path)).unwrap();
+            assert_eq!(c.soap.mtom_responses, expected, "{value}");
+        }
+        std::fs::write(&path, "[soap]\nmtom_responses = \"sometimes\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("mtom_responses"), "{err}");
+        assert!(err.contains("as_request"), "{err}");
     }
 
     #[test]

@@ -109,6 +109,15 @@ pub fn parse_username(s: &str) -> Result<String, Invalid> {
     }
 }
 
+/// The password a Direct address item gives, if any. The service ignores an empty password
+/// (the seed's words), so absent, empty and whitespace-only all mean "none": tools that
+/// pretty-print XML turn an empty element into whitespace, and nobody means a password of
+/// blanks. A password that is given is taken exactly as sent: surrounding spaces may be part
+/// of it.
+pub fn given_password(s: Option<&str>) -> Option<&str> {
+    s.filter(|p| !p.trim().is_empty())
+}
+
 /// Passwords of new addresses: 8 to 128 characters.
 pub fn check_password(s: &str) -> Result<(), Invalid> {
     let n = s.chars().count();
@@ -146,11 +155,21 @@ mod tests {
         assert_eq!(UserType::parse(None), Ok(UserType::Smtp));
         assert_eq!(UserType::parse(Some("XD")), Err(Unsupported("XD".into())));
     }
+
+    #[test]
+    fn empty_passwords_are_no_passwords_and_given_ones_are_kept_as_sent() {
+        for none in [None, Some(""), Some("   "), Some("\n\t ")] {
+            assert_eq!(given_password(none), None, "{none:?}");
+        }
+        assert_eq!(given_password(Some(" pass word ")), Some(" pass word "));
+    }
 }
 
 /// Why provisioning refused a request or an item, one variant per code of the service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("invalid user when provisioning new Direct mdEmail account: {0}")]
+    InvalidUser(String),
     #[error("registrar offer error: {0}")]
     Offer(String),
     #[error("Direct user account error: {0}")]
@@ -185,6 +204,7 @@ impl Refusal {
     /// The `ResellerAPIResponse.code` of this refusal.
     pub fn code(&self) -> &'static str {
         match self {
+            Refusal::InvalidUser(_) => "002",
             Refusal::Offer(_) => "003",
             Refusal::Account(_) => "014",
             Refusal::InsufficientFunds(_) => "021",

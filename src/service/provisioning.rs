@@ -20,7 +20,9 @@ use crate::domain::Invalid;
 use crate::domain::identity::{IdpId, SsnLast4, UsState};
 use crate::domain::offer::{Cents, Offer, prorate};
 use crate::domain::pki::{CertificateCategory, DirectDomain, organization_status as org_status};
-use crate::domain::provisioning::{Refusal, Settings, UserType, check_password, parse_username};
+use crate::domain::provisioning::{
+    Refusal, Settings, UserType, check_password, given_password, parse_username,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, provisioning as rows};
 
@@ -226,9 +228,31 @@ async fn resolve_person(
 struct ValidAddress {
     index: usize,
     username: String,
-    password: String,
+    /// `None`: the item gave no password, and the address gets none (it cannot log in until
+    /// UpdateDirectAddressPassword sets one).
+    password: Option<String>,
     person: rows::IndividualRow,
     settings: Settings,
+}
+
+impl ValidAddress {
+    fn provisioned(&self, domain: &DirectDomain) -> String {
+        match self.password {
+            Some(_) => format!("{}@{domain} provisioned", self.username),
+            None => format!(
+                "{}@{domain} provisioned without a password (empty password ignored)",
+                self.username
+            ),
+        }
+    }
+}
+
+/// A username that is not a mailbox name is the seed's "invalid user" (002); a missing one is
+/// a missing argument (010), as for every other required field.
+fn new_username(a: &AddressInput) -> AppResult<String> {
+    let given = text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?;
+    parse_username(given)
+        .map_err(|e| Refusal::InvalidUser(format!("({given}) {}", e.message)).into())
 }
 
 /// Checks one new address: identity, username, password, user type and settings.
@@ -238,17 +262,15 @@ async fn check_new_address(
     domain: &DirectDomain,
     a: &AddressInput,
     seen: &mut HashSet<String>,
-) -> AppResult<(String, String, rows::IndividualRow, Settings)> {
-    let username =
-        parse_username(text(&a.username).ok_or_else(|| Invalid::new("username", "is required"))?)?;
+) -> AppResult<(String, Option<String>, rows::IndividualRow, Settings)> {
+    let username = new_username(a)?;
     if let Err(u) = UserType::parse(text(&a.user_type)) {
         return Err(Refusal::UnsupportedUserType(u.0).into());
     }
-    let password = a.password.clone().unwrap_or_default();
-    if password.is_empty() {
-        return Err(Invalid::new("password", "is required for a new address").into());
+    let password = given_password(a.password.as_deref()).map(str::to_owned);
+    if let Some(p) = &password {
+        check_password(p)?;
     }
-    check_password(&password)?;
     let settings = settings(&a.settings)?;
     if !seen.insert(username.clone()) {
         return Err(Refusal::Account(format!("{username} appears twice in this request")).into());
@@ -308,10 +330,15 @@ fn item_key(a: &AddressInput, index: usize) -> String {
         .unwrap_or_else(|| format!("directAddresses[{index}]"))
 }
 
-async fn hash_passwords(valid: &[ValidAddress]) -> AppResult<Vec<String>> {
-    let passwords: Vec<String> = valid.iter().map(|v| v.password.clone()).collect();
+/// Each address's password hash, `None` for an address without a password.
+async fn hash_passwords(valid: &[ValidAddress]) -> AppResult<Vec<Option<String>>> {
+    let passwords: Vec<String> = valid.iter().filter_map(|v| v.password.clone()).collect();
     // One at a time, through the bounded argon2 slots: logins keep their turn meanwhile.
-    Ok(crate::auth::argon::hash_all(passwords).await?)
+    let mut hashes = crate::auth::argon::hash_all(passwords).await?.into_iter();
+    Ok(valid
+        .iter()
+        .map(|v| v.password.as_ref().and_then(|_| hashes.next()))
+        .collect())
 }
 
 async fn insert_addresses(
@@ -320,7 +347,7 @@ async fn insert_addresses(
     org_id: i64,
     domain: &DirectDomain,
     valid: &[ValidAddress],
-    hashes: &[String],
+    hashes: &[Option<String>],
 ) -> AppResult<Vec<bool>> {
     let mut inserted = Vec::with_capacity(valid.len());
     for (v, hash) in valid.iter().zip(hashes) {
@@ -330,7 +357,7 @@ async fn insert_addresses(
             domain: domain.as_str(),
             user_type: UserType::Smtp.as_str(),
             person: &v.person,
-            password_hash: hash,
+            password_hash: hash.as_deref(),
             settings: v.settings.to_json(),
         };
         let id = rows::insert_address(tx, &new).await?;
@@ -578,7 +605,7 @@ pub async fn provision(
             .map(|v| ItemResult {
                 key: v.username.clone(),
                 status: ItemStatus::Provisioned,
-                message: format!("{}@{domain} provisioned", v.username),
+                message: v.provisioned(&domain),
             })
             .collect(),
         users: users
@@ -742,10 +769,7 @@ pub async fn add_addresses(
     let mut results: BTreeMap<usize, ItemResult> = BTreeMap::new();
     for (v, ok) in valid.iter().zip(&inserted) {
         let (status, message) = if *ok {
-            (
-                ItemStatus::Provisioned,
-                format!("{}@{domain} provisioned", v.username),
-            )
+            (ItemStatus::Provisioned, v.provisioned(&domain))
         } else {
             let e = Refusal::Account(format!("{}@{domain} already exists", v.username));
             let m = e.to_string();
@@ -934,12 +958,12 @@ async fn update_one(
         .ok_or_else(|| Refusal::UnknownAddress(format!("{username}@{domain}")))?;
     let settings = settings(&a.settings)?;
     // The service ignores an empty password rather than clearing it.
-    let password = a.password.as_deref().unwrap_or_default();
-    let hash = if password.is_empty() {
-        None
-    } else {
-        check_password(password)?;
-        Some(secrets::hash_secret(password.to_owned()).await?)
+    let hash = match given_password(a.password.as_deref()) {
+        None => None,
+        Some(password) => {
+            check_password(password)?;
+            Some(secrets::hash_secret(password.to_owned()).await?)
+        }
     };
     rows::update_address(tx, id, hash.as_deref(), &settings.to_json()).await?;
     let object = id.to_string();
@@ -996,16 +1020,27 @@ pub async fn check(
     reseller: Uuid,
     domain: Option<&str>,
 ) -> AppResult<OrganizationDetail> {
+    let domain = own_domain(db, reseller, domain).await?;
+    details(db, reseller, Some(domain.as_str()))
+        .await?
+        .pop()
+        .ok_or_else(|| Refusal::UnknownDomain(domain.to_string()).into())
+}
+
+/// The domain of one of the reseller's organizations: 010 when it is not a domain, 208 when
+/// no organization has it, 013 when another reseller's does.
+pub async fn own_domain(
+    db: &PgPool,
+    reseller: Uuid,
+    domain: Option<&str>,
+) -> AppResult<DirectDomain> {
     let domain = parse_domain(domain)?;
     match rows::org_reseller(db, domain.as_str()).await? {
         None => Err(Refusal::UnknownDomain(domain.to_string()).into()),
         Some(owner) if owner != reseller => Err(AppError::Forbidden(format!(
             "organization {domain} belongs to another reseller"
         ))),
-        Some(_) => details(db, reseller, Some(domain.as_str()))
-            .await?
-            .pop()
-            .ok_or_else(|| Refusal::UnknownDomain(domain.to_string()).into()),
+        Some(_) => Ok(domain),
     }
 }
 

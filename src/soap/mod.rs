@@ -1,5 +1,6 @@
 //! The SOAP front door: the Organization Registration service (MaxMD style). SOAP 1.1 and 1.2,
-//! plain or MTOM, document/literal wrapped; the WSDL is served from `wsdl/`.
+//! plain or MTOM, document/literal wrapped, answered in the request's version and (by
+//! default, `soap.mtom_responses`) its form; the WSDL is served from `wsdl/`.
 
 pub mod envelope;
 pub mod mtom;
@@ -90,17 +91,22 @@ async fn endpoint(
         )
         .into_response();
     }
+    // Answer in the request's form (unless configured otherwise): a plain client such as
+    // suds cannot read a multipart answer.
+    let asked = request.mtom
+        || headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(mtom::accepted);
+    let mtom = state.config.soap.mtom_responses.answer_mtom(asked);
     let caller = ops::Caller {
         request_id: request_id.0,
         from,
+        mtom,
     };
     let Some(reply) = ops::call(&state, &op.name, op, &caller).await else {
         return Fault::sender(version, format!("unknown operation {}", op.name)).into_response();
     };
-    envelope::respond(
-        version,
-        state.config.soap.mtom_responses,
-        &reply.payload,
-        reply.attachments,
-    )
+    envelope::respond(version, mtom, &reply.payload, reply.attachments)
 }

@@ -260,6 +260,20 @@ fn resolve_in(
     Ok(())
 }
 
+/// Whether an `Accept` header names `multipart/related` (MTOM) among the answers the caller
+/// reads. Only by name: `*/*` is what every plain client sends, so it does not ask for MTOM;
+/// `q=0` means "not this one".
+pub fn accepted(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let ct = ContentType::parse(range);
+        let refused = ct
+            .param("q")
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .is_some_and(|q| q <= 0.0);
+        ct.media == "multipart/related" && !refused
+    })
+}
+
 /// A binary attachment of an MTOM response.
 pub struct Attachment {
     pub content_id: String,
@@ -350,6 +364,19 @@ mod tests {
             parse_related(&ContentType::parse(&long), &body).err(),
             Some(MtomError::BadBoundary)
         );
+    }
+
+    #[test]
+    fn accept_asks_for_mtom_only_by_name() {
+        assert!(accepted("multipart/related"));
+        assert!(accepted(
+            "application/soap+xml, Multipart/Related; type=\"application/xop+xml\""
+        ));
+        assert!(accepted("text/xml;q=0.5, multipart/related;q=0.1"));
+        assert!(!accepted("*/*"));
+        assert!(!accepted("text/xml, multipart/*"));
+        assert!(!accepted("multipart/related;q=0"));
+        assert!(!accepted(""));
     }
 
     #[test]

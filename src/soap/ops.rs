@@ -66,10 +66,12 @@ pub async fn call(state: &AppState, name: &str, op: &Element, caller: &Caller) -
     Some(reply(name, body))
 }
 
-/// Who sent the request: its id for the audit log, its address for throttling.
+/// Who sent the request: its id for the audit log, its address for throttling, and whether
+/// the answer goes back as MTOM (binary data as attachments) or plain (binary data inline).
 pub struct Caller {
     pub request_id: Option<String>,
     pub from: IpAddr,
+    pub mtom: bool,
 }
 
 async fn login(state: &AppState, op: &Element, caller: &Caller) -> String {
@@ -268,12 +270,18 @@ async fn report(
                 .ok_or_else(|| Invalid::new("reportDate", "must be a date YYYY-MM-DD"))?,
         };
         let csv = parse_flag(op, "hasCvData", true)?;
+        // A domain filter must name one of the caller's organizations: an empty report for a
+        // domain that is not there would read as "no messages" rather than "wrong domain".
+        let domain = match op.child_text("DirectDomain") {
+            None => None,
+            Some(d) => Some(prov::own_domain(&state.db, reseller, Some(d)).await?),
+        };
         let rows = reports::status_rows(
             &state.db,
             period,
             day,
             Some(reseller),
-            op.child_text("DirectDomain"),
+            domain.as_ref().map(|d| d.as_str()),
         )
         .await?;
         Ok::<_, AppError>((csv, rows))
@@ -295,7 +303,7 @@ async fn report(
             if csv && !rows.is_empty() {
                 let data = reports::to_csv(&rows);
                 out.push_str("<csvData>");
-                if state.config.soap.mtom_responses {
+                if caller.mtom {
                     let id = format!("{}@hisp-gateway", Uuid::new_v4());
                     out.push_str(&mtom::include(&id));
                     attachments.push(Attachment {

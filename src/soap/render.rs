@@ -14,6 +14,9 @@ pub fn code_of(e: &AppError) -> &'static str {
         AppError::Invalid(_) | AppError::BadRequest(_) | AppError::Malformed(_) => "010",
         AppError::Unauthorized | AppError::Throttled { .. } => "011",
         AppError::Forbidden(_) => "013",
+        // "organization missing": the only NotFound on a SOAP path is the certificate
+        // request's lookup of the organization just inserted, so this cannot occur; callers'
+        // unknown domains are the more precise 208 (docs/api.md, SOAP response codes).
         AppError::NotFound(_) => "012",
         AppError::Refused(r) => r.code(),
         AppError::Conflict(_)

@@ -221,7 +221,8 @@ pub struct NewAddress<'a> {
     pub domain: &'a str,
     pub user_type: &'a str,
     pub person: &'a IndividualRow,
-    pub password_hash: &'a str,
+    /// `None`: an address without a password, which nothing can log in as.
+    pub password_hash: Option<&'a str>,
     pub settings: serde_json::Value,
 }
 

@@ -1,5 +1,6 @@
-//! Real clients: the served WSDL driven by Python's zeep, and responses checked against our
-//! XSD by xmllint. Each installs its tool when it can and skips with the reason when not.
+//! Real clients: the served WSDL driven by Python's zeep and by suds (a second, independent
+//! SOAP stack that reads only plain SOAP 1.1 answers), and responses checked against our XSD by
+//! xmllint. Each installs its tool when it can and skips with the reason when not.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,8 +35,10 @@ fn xmllint() -> bool {
     have("xmllint", &["--version"])
 }
 
-fn zeep() -> bool {
-    if have("python3", &["-c", "import zeep"]) {
+/// A Python package importable as `module`, installed with pip (`package`) when missing.
+fn python_package(module: &str, package: &str) -> bool {
+    let import = format!("import {module}");
+    if have("python3", &["-c", &import]) {
         return true;
     }
     let _ = Command::new("python3")
@@ -45,15 +48,44 @@ fn zeep() -> bool {
             "install",
             "--quiet",
             "--break-system-packages",
-            "zeep",
+            package,
         ])
         .output();
-    if !have("python3", &["-c", "import zeep"]) {
+    if !have("python3", &["-c", &import]) {
         let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "zeep"])
+            .args(["-m", "pip", "install", "--quiet", package])
             .output();
     }
-    have("python3", &["-c", "import zeep"])
+    have("python3", &["-c", &import])
+}
+
+fn zeep() -> bool {
+    python_package("zeep", "zeep")
+}
+
+fn suds() -> bool {
+    python_package("suds.client", "suds-community")
+}
+
+/// The served WSDL, its address pointing at the test server, in `dir`.
+async fn local_wsdl(app: &TestApp, dir: &Path) -> std::path::PathBuf {
+    let base = format!("http://{}", app.addr);
+    let served = app
+        .http
+        .get(format!("{base}{PATH}?wsdl"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let file = dir.join("service.wsdl");
+    std::fs::write(
+        &file,
+        served.replace(&app.state.config.http.public_base_url, &base),
+    )
+    .unwrap();
+    file
 }
 
 #[tokio::test]
@@ -164,7 +196,7 @@ async fn responses_validate_against_our_schema() {
         return;
     }
     let mut opts = TestOptions::default();
-    opts.config.soap.mtom_responses = false;
+    opts.config.soap.mtom_responses = MtomResponses::Never;
     let f = Fixture::with(opts).await;
     let mode = Mode::Soap12;
     let session = f.login(mode).await;
@@ -284,25 +316,8 @@ async fn a_wsdl_driven_zeep_client_works_end_to_end() {
     }
     let f = Fixture::new().await;
     // The WSDL's address must be where the test server listens.
-    let base = format!("http://{}", f.app.addr);
-    let wsdl_url = format!("{base}{PATH}?wsdl");
-    let served = f
-        .app
-        .http
-        .get(&wsdl_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let wsdl_file = dir.path().join("service.wsdl");
-    std::fs::write(
-        &wsdl_file,
-        served.replace(&f.app.state.config.http.public_base_url, &base),
-    )
-    .unwrap();
+    let wsdl_file = local_wsdl(&f.app, dir.path()).await;
     let script = dir.path().join("client.py");
     std::fs::write(&script, ZEEP_CLIENT).unwrap();
 
@@ -382,6 +397,145 @@ async fn a_wsdl_driven_zeep_client_works_end_to_end() {
     assert!(
         csv.contains(
             "ada@zeep.example.org,doc@peer.example.net,<z1@zeep.example.org>,321,Delivered"
+        ),
+        "{csv}"
+    );
+}
+
+const SUDS_CLIENT: &str = r#"
+import base64, json, sys
+from suds.client import Client
+
+wsdl, user, secret, domain, report_day = sys.argv[1:6]
+# suds speaks SOAP 1.1 only: it sends text/xml and cannot read a multipart (MTOM) answer.
+client = Client("file://" + wsdl, port="OrganizationRegistrationService_Port_Soap11", cache=None)
+svc, new = client.service, client.factory.create
+out = {}
+login = svc.Login(username=user, password=secret)
+out["login"] = [login.code, login.success, bool(login.sessionId)]
+sid = login.sessionId
+
+form = new("CertifiedDirectForm")
+form.organization = new("CertifiedOrganization")
+form.organization.certified_id = 7001
+form.organizationType = "CoveredEntity"
+user_ = new("IDProofedIndividual")
+user_.idp_id = 8003
+form.authorizedUsers = [user_]
+ada = new("DirectAddress")
+ada.idp_id, ada.username, ada.password, ada.userType = 8001, "ada", "Str0ng-Passw0rd", "SMTP"
+form.directAddresses = [ada]
+r = svc.ProvisionCertifiedProvider(sessionId=sid, DirectDomain=domain, DirectOfferType="CDO3", form=form)
+out["provision"] = [r.code, r.success, float(r.paymentConfirmation.amount),
+                    [(a.username, str(a.status), a.success) for a in r.updatedAddresses]]
+
+form = new("CertifiedDirectForm")
+ben = new("DirectAddress")
+ben.idp_id, ben.username, ben.password = 8002, "ben", "An0ther-Secret"
+bad = new("DirectAddress")
+bad.idp_id, bad.username, bad.password = 8003, "no way", "An0ther-Secret"
+form.directAddresses = [ben, bad]
+r = svc.AddDirectAddressesToCertifiedProvider(sessionId=sid, DirectDomain=domain, form=form)
+out["add"] = [r.code, [(a.username, str(a.status), a.success) for a in r.updatedAddresses]]
+
+r = svc.ListProvisionedOrganizations(sessionId=sid)
+out["list"] = [r.code, sorted((o.directDomain, o.numOfAddresses, str(o.organizationStatus),
+                               sorted(a.username for a in o.directAddresses))
+                              for o in r.organizations)]
+
+r = svc.CheckProvisionedOrganizationWithOtherInfo(sessionId=sid, DirectDomain="ghost.example.org")
+out["check_unknown"] = [r.code, r.success, r.errorMessage]
+
+r = svc.GetDailyMessageStatusReport(sessionId=sid, reportDate=report_day, hasCvData=True)
+csv = r.csvData
+csv = base64.b64decode(csv).decode() if isinstance(csv, str) else csv.decode()
+out["report"] = [r.code, r.hasCvData, csv]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn suds_reads_the_plain_answers_to_its_plain_requests() {
+    if !suds() {
+        eprintln!(
+            "skipped: python3 with suds is not available and pip could not install suds-community"
+        );
+        return;
+    }
+    let f = Fixture::new().await;
+    // An organization with a message sent today, for the report suds pulls.
+    provision(&f, Mode::Soap11, "pre.example.org", "CDO1").await;
+    let mid = Uuid::new_v4();
+    sqlx::query("INSERT INTO messages (id, direction, organization_id, from_address, smtp_message_id, size_bytes) SELECT $1, 'outbound', id, 'ada@pre.example.org', '<s1@pre.example.org>', 654 FROM organizations WHERE domain = 'pre.example.org'")
+        .bind(mid).execute(&f.app.db.pool).await.unwrap();
+    sqlx::query("INSERT INTO message_recipients (message_id, recipient, status) VALUES ($1, 'doc@peer.example.net', 'FAILED-TO')")
+        .bind(mid).execute(&f.app.db.pool).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let wsdl = local_wsdl(&f.app, dir.path()).await;
+    let script = dir.path().join("client.py");
+    std::fs::write(&script, SUDS_CLIENT).unwrap();
+    let domain = "suds.example.org";
+    let day = f.app.state.clock.now().date_naive().to_string();
+    let args = [
+        script.display().to_string(),
+        wsdl.display().to_string(),
+        f.reseller.0.to_string(),
+        f.reseller.1.clone(),
+        domain.to_owned(),
+        day,
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "suds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["login"], serde_json::json!(["000", true, true]), "{v}");
+    assert_eq!(
+        v["provision"],
+        serde_json::json!(["000", true, 360.0, [["ada", "Provisioned", true]]])
+    );
+    assert_eq!(v["add"][0], "002", "{v}");
+    assert_eq!(
+        v["add"][1],
+        serde_json::json!([
+            ["ben", "Provisioned", true],
+            ["no way", "ProvisionFailed", false]
+        ])
+    );
+    assert_eq!(
+        v["list"],
+        serde_json::json!([
+            "000",
+            [
+                ["pre.example.org", 1, "CertificatePending", ["ada"]],
+                [domain, 2, "CertificatePending", ["ada", "ben"]]
+            ]
+        ])
+    );
+    assert_eq!(v["check_unknown"][0], "208");
+    assert_eq!(v["check_unknown"][1], false);
+    assert!(
+        v["check_unknown"][2]
+            .as_str()
+            .unwrap()
+            .contains("ghost.example.org"),
+        "{v}"
+    );
+    assert_eq!(v["report"][0], "000");
+    assert_eq!(v["report"][1], true);
+    let csv = v["report"][2].as_str().unwrap();
+    assert!(
+        csv.starts_with("From,To,Message ID,Message Size,Status,Sent Time"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(
+            "ada@pre.example.org,doc@peer.example.net,<s1@pre.example.org>,654,NO MDN Received"
         ),
         "{csv}"
     );

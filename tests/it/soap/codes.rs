@@ -136,11 +136,20 @@ async fn provisioning_refusals_name_the_problem_and_write_nothing() {
             "password",
         ),
         (
-            "010",
+            "002",
             "a.example.org".into(),
             "CDO1",
             standard_form(&address(8001, "a b", "Str0ng-Passw0rd")),
-            "username",
+            "invalid user when provisioning new Direct mdEmail account: (a b)",
+        ),
+        (
+            "010",
+            "a.example.org".into(),
+            "CDO1",
+            standard_form(
+                "<directAddresses><idp_id>8001</idp_id><password>Str0ng-Passw0rd</password></directAddresses>",
+            ),
+            "username: is required",
         ),
         (
             "014",
@@ -405,6 +414,70 @@ async fn add_and_update_calls_check_domain_ownership_and_empty_forms() {
     .await
     .unwrap();
     assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn a_new_address_whose_username_is_no_mailbox_name_is_an_invalid_user() {
+    let f = Fixture::new().await;
+    let long = "x".repeat(65);
+    for mode in MODES {
+        let domain = domain("users", mode);
+        let session = provision(&f, mode, &domain, "CDO5").await;
+        let body = |items: &str| {
+            format!(
+                "<sessionId>{session}</sessionId><DirectDomain>{domain}</DirectDomain><form>{items}</form>"
+            )
+        };
+        // Per item: the bad usernames fail with 002, the good one is provisioned.
+        let r = f
+            .call(
+                mode,
+                "AddDirectAddressesToCertifiedProvider",
+                &body(&format!(
+                    "{}{}{}",
+                    address(8002, "jo..doe", "Passw0rd-123"),
+                    address(8002, "ben", "Passw0rd-123"),
+                    address(8003, &long, "Passw0rd-123")
+                )),
+            )
+            .await;
+        r.assert_code("002", "(jo..doe) must be a mailbox name");
+        let items: Vec<(&str, &str)> = r
+            .ret()
+            .children_named("updatedAddresses")
+            .map(|a| {
+                (
+                    a.child_text("status").unwrap(),
+                    a.child_text("message").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(items.len(), 3, "{}", r.raw);
+        assert_eq!(items[0].0, "ProvisionFailed");
+        assert!(items[0].1.starts_with("invalid user"), "{}", items[0].1);
+        assert_eq!(items[1].0, "Provisioned");
+        assert_eq!(items[2].0, "ProvisionFailed");
+        assert!(
+            items[2].1.contains("at most 64 characters"),
+            "{}",
+            items[2].1
+        );
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM direct_addresses WHERE domain = $1")
+            .bind(&domain)
+            .fetch_one(&f.app.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "ada and ben only");
+        // Updating names an existing address: a bad name is a bad argument, not a new user.
+        let r = f
+            .call(
+                mode,
+                "UpdateDirectAddressPassword",
+                &body("<directAddresses><username>jo..doe</username><password>Passw0rd-456</password></directAddresses>"),
+            )
+            .await;
+        r.assert_code("010", "username");
+    }
 }
 
 #[tokio::test]

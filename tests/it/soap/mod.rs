@@ -1,9 +1,11 @@
 //! The Organization Registration SOAP service over real HTTP: every operation three ways
-//! (MTOM, plain SOAP 1.1, plain SOAP 1.2), its codes, faults, sessions and real clients.
+//! (MTOM, plain SOAP 1.1, plain SOAP 1.2), its codes, faults, sessions, answer forms and
+//! real clients.
 
 mod clients;
 mod codes;
 mod faults;
+mod forms;
 mod provisioning;
 mod reports;
 mod sessions;
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
+use hisp_gateway::config::MtomResponses;
 use hisp_gateway::domain::client::ClientKind;
 use hisp_gateway::domain::offer::Cents;
 use hisp_gateway::service::{self, Actor};
@@ -260,7 +263,7 @@ pub async fn parse_reply(resp: reqwest::Response) -> Reply {
 pub async fn call(app: &TestApp, mode: Mode, op: &str, inner: &str) -> Reply {
     let (ct, body) = request(mode, op, inner);
     let reply = post(app, &ct, body).await;
-    // The answer comes in the caller's SOAP version, as MTOM by default.
+    // The answer comes in the caller's SOAP version and, by default, in the request's form.
     let expected_ns = if mode == Mode::Soap11 {
         SOAP11_NS
     } else {
@@ -273,13 +276,22 @@ pub async fn call(app: &TestApp, mode: Mode, op: &str, inner: &str) -> Reply {
         "application/soap+xml"
     };
     let ct = ContentType::parse(&reply.content_type);
-    if app.state.config.soap.mtom_responses && reply.status == 200 {
+    if answers_mtom(app, mode) && reply.status == 200 {
         assert_eq!(ct.media, "multipart/related");
         assert_eq!(ct.param("start-info"), Some(media));
     } else {
         assert_eq!(ct.media, media);
     }
     reply
+}
+
+/// Whether the app answers a request of `mode` with MTOM.
+pub fn answers_mtom(app: &TestApp, mode: Mode) -> bool {
+    match app.state.config.soap.mtom_responses {
+        MtomResponses::AsRequest => mode == Mode::Mtom,
+        MtomResponses::Always => true,
+        MtomResponses::Never => false,
+    }
 }
 
 /// csvData of a report: the XOP attachment it points to, or its inline base64.

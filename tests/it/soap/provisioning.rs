@@ -426,3 +426,106 @@ async fn listing_shows_only_the_callers_organizations() {
         }
     }
 }
+
+/// Whether the address has a password hash at all.
+async fn has_password(f: &Fixture, username: &str, domain: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT password_hash IS NOT NULL FROM direct_addresses WHERE username = $1 AND domain = $2",
+    )
+    .bind(username)
+    .bind(domain)
+    .fetch_one(&f.app.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_empty_password_is_ignored_and_the_address_has_none() {
+    let f = Fixture::new().await;
+    for mode in MODES {
+        let domain = domain("nopass", mode);
+        let session = f.login(mode).await;
+        // Empty, and absent: both provisioned, neither with a password.
+        let form = standard_form(&format!(
+            "{}<directAddresses><idp_id>8002</idp_id><username>ben</username><userType>SMTP</userType></directAddresses>",
+            address(8001, "ada", "")
+        ));
+        let r = f
+            .call(
+                mode,
+                "ProvisionCertifiedProvider",
+                &provision_body(&session, &domain, "CDO5", &form),
+            )
+            .await;
+        r.assert_code("000", "");
+        assert_eq!(
+            items(&r, "updatedAddresses"),
+            vec![
+                ("ada".into(), "Provisioned".into(), "true".into()),
+                ("ben".into(), "Provisioned".into(), "true".into()),
+            ]
+        );
+        let message = r.ret().child("updatedAddresses").unwrap();
+        assert!(
+            message
+                .child_text("message")
+                .unwrap()
+                .contains("without a password"),
+            "{}",
+            r.raw
+        );
+        assert!(!has_password(&f, "ada", &domain).await);
+        assert!(!has_password(&f, "ben", &domain).await);
+
+        // Adding: whitespace only is no password either; a given password is checked as before.
+        let add = |items: String| {
+            format!(
+                "<sessionId>{session}</sessionId><DirectDomain>{domain}</DirectDomain><form>{items}</form>"
+            )
+        };
+        let r = f
+            .call(
+                mode,
+                "AddDirectAddressesToCertifiedProvider",
+                &add(format!(
+                    "{}{}{}",
+                    address(8003, "cy", " \n\t "),
+                    address(8003, "dee", "short"),
+                    address(8003, "eve", "Passw0rd-123")
+                )),
+            )
+            .await;
+        r.assert_code("010", "password: must be 8 to 128 characters");
+        assert_eq!(
+            items(&r, "updatedAddresses"),
+            vec![
+                ("cy".into(), "Provisioned".into(), "true".into()),
+                ("dee".into(), "ProvisionFailed".into(), "false".into()),
+                ("eve".into(), "Provisioned".into(), "true".into()),
+            ]
+        );
+        assert!(!has_password(&f, "cy", &domain).await);
+        assert!(has_password(&f, "eve", &domain).await);
+
+        // A password set later is the address's first.
+        let r = f
+            .call(
+                mode,
+                "UpdateDirectAddressPassword",
+                &add("<directAddresses><username>ada</username><password>First-Passw0rd</password></directAddresses>".into()),
+            )
+            .await;
+        r.assert_code("000", "");
+        assert_eq!(
+            r.ret()
+                .child("updatedAddresses")
+                .and_then(|a| a.child_text("message")),
+            Some("password updated")
+        );
+        assert!(verify_secret_sync(
+            "First-Passw0rd",
+            &password_hash(&f, "ada", &domain).await
+        ));
+        assert!(!has_password(&f, "ben", &domain).await);
+    }
+}

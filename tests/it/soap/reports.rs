@@ -135,9 +135,11 @@ async fn reports_cover_their_period_with_the_spec_columns_and_status_words() {
         r.assert_code("000", "");
         assert_eq!(r.text("hasCvData"), "true");
         assert_eq!(r.ret().child("messageLogs"), None);
-        // MTOM responses carry the CSV as an XOP attachment, not inline.
+        // An MTOM answer (to an MTOM request) carries the CSV as an XOP attachment; a plain
+        // answer carries it inline.
         let inc = r.ret().child("csvData").unwrap().child("Include");
-        assert!(inc.is_some(), "csvData should be an xop:Include: {}", r.raw);
+        assert_eq!(inc.is_some(), mode == Mode::Mtom, "csvData: {}", r.raw);
+        assert_eq!(r.attachments.len(), usize::from(mode == Mode::Mtom));
         let csv = String::from_utf8(csv_data(&r).unwrap()).unwrap();
         let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
         let header: Vec<String> = reader
@@ -264,7 +266,7 @@ async fn reports_cover_their_period_with_the_spec_columns_and_status_words() {
 #[tokio::test]
 async fn plain_soap_responses_carry_the_csv_inline() {
     let mut opts = TestOptions::default();
-    opts.config.soap.mtom_responses = false;
+    opts.config.soap.mtom_responses = MtomResponses::Never;
     let f = Fixture::with(opts).await;
     seed(&f).await;
     for mode in MODES {
@@ -281,5 +283,47 @@ async fn plain_soap_responses_carry_the_csv_inline() {
         assert_eq!(r.ret().child("csvData").unwrap().child("Include"), None);
         let csv = String::from_utf8(csv_data(&r).unwrap()).unwrap();
         assert_eq!(csv.lines().count(), 6);
+    }
+}
+
+#[tokio::test]
+async fn a_report_for_one_domain_must_name_one_of_the_callers_organizations() {
+    let f = Fixture::new().await;
+    seed(&f).await;
+    for mode in MODES {
+        let session = f.login(mode).await;
+        let with = |domain: &str| {
+            format!(
+                "{}<DirectDomain>{domain}</DirectDomain>",
+                report_body(&session, "2026-11-18", true)
+            )
+        };
+        let r = f
+            .call(
+                mode,
+                "GetDailyMessageStatusReport",
+                &with("Reports.Example.org"),
+            )
+            .await;
+        r.assert_code("000", "");
+        let csv = String::from_utf8(csv_data(&r).unwrap()).unwrap();
+        assert_eq!(csv.lines().count(), 6, "{csv}");
+        // Not an empty report: the domain is someone else's, or nobody's, or no domain.
+        for (domain, code, needle) in [
+            ("elsewhere.example.org", "013", "another reseller"),
+            (
+                "ghost.example.org",
+                "208",
+                "No organization is found for domain(ghost.example.org)",
+            ),
+            ("not a domain", "010", "DirectDomain"),
+        ] {
+            let r = f
+                .call(mode, "GetWeeklyMessageStatusReport", &with(domain))
+                .await;
+            r.assert_code(code, needle);
+            assert_eq!(r.text("hasCvData"), "false");
+            assert_eq!(r.ret().child("csvData"), None);
+        }
     }
 }
