@@ -1,7 +1,10 @@
 //! Hot paths, measured end to end on a real PostgreSQL:
 //! - an authenticated API request (`GET /api/v1/whoami`, Basic auth, cached argon2 result),
 //! - the first request of a client (full argon2id verification),
-//! - the outbox: enqueueing jobs, and running them with one and with two workers,
+//! - the outbox: enqueueing jobs, and running them with one and with two workers, and in
+//!   chains (the notifications of one recipient),
+//! - the pull mailbox: a vendor's listing among 100,000 waiting messages, and the status
+//!   change of an acknowledgement with its notification,
 //! - the CA: issuing Direct certificates through the outbox, and signing large CRLs,
 //! - the SOAP Organization Registration service: ListProvisionedOrganizations over 10,000
 //!   organizations and ProvisionCertifiedProvider calls per second;
@@ -68,6 +71,9 @@ async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
     }
     if wanted("outbox") {
         outbox(pool.clone(), pg).await?;
+    }
+    if wanted("mailbox") {
+        mailbox(pool.clone()).await?;
     }
     if wanted("certificates") {
         certificates(pool.clone()).await?;
@@ -539,10 +545,111 @@ async fn outbox(pool: sqlx::PgPool, pg: &EmbeddedPostgres) -> anyhow::Result<()>
         "outbox run, 2 workers (2 pools, as 2 replicas): {:.0} jobs/s",
         JOBS as f64 / t.elapsed().as_secs_f64()
     );
+    // Chained jobs, as the notifications of one recipient are: chains of three, each job
+    // claimable only once the one before it is done. Compared with the same number of
+    // unchained jobs run just before, with the same worker.
+    for chained in [false, true] {
+        let mut tx = pool.begin().await?;
+        for i in 0..JOBS {
+            let payload = serde_json::json!({ "i": i });
+            if chained {
+                let chain = format!("bench:{}", i / 3);
+                jobs::enqueue_chained(&mut tx, &policy, "bench.noop", &chain, payload).await?;
+            } else {
+                jobs::enqueue(&mut tx, &policy, "bench.noop", payload).await?;
+            }
+        }
+        tx.commit().await?;
+        let t = Instant::now();
+        assert_eq!(w.run_until_idle().await?, JOBS);
+        println!(
+            "outbox run, 1 worker x {}, {}: {:.0} jobs/s",
+            config.jobs.concurrency,
+            if chained {
+                "chains of 3"
+            } else {
+                "unchained (control)"
+            },
+            JOBS as f64 / t.elapsed().as_secs_f64()
+        );
+    }
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state <> 'done'")
         .fetch_one(&pool)
         .await?;
     assert_eq!(left, 0);
+    Ok(())
+}
+
+/// A vendor's poll of its pull mailbox: the listing query, among 100,000 waiting messages
+/// for 1,000 addresses, and the acknowledgement's status change with its notification.
+async fn mailbox(pool: sqlx::PgPool) -> anyhow::Result<()> {
+    const ADDRESSES: i64 = 1_000;
+    const WAITING: i64 = 100_000;
+    sqlx::query(
+        "INSERT INTO messages (id, direction, from_address, smtp_message_id, size_bytes, vendor_message_id)
+         SELECT md5('bench' || g)::uuid, 'outbound', 'sender@bench.example', g || '@bench.example', 150000,
+                'urn:uuid:' || md5('vendor' || g)::uuid
+         FROM generate_series(1, $1) g",
+    )
+    .bind(WAITING)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO message_recipients (message_id, recipient, status, route, mailbox_id, mailbox_until)
+         SELECT md5('bench' || g)::uuid, 'user' || (g % $2) || '@bench.example', 'PROCESSED', 'local',
+                nextval('mailbox_ids'), now() + interval '7 days'
+         FROM generate_series(1, $1) g",
+    )
+    .bind(WAITING)
+    .bind(ADDRESSES)
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE message_recipients")
+        .execute(&pool)
+        .await?;
+
+    const POLLS: usize = 5_000;
+    let mut took = Vec::with_capacity(POLLS);
+    for i in 0..POLLS {
+        let address = format!("user{}@bench.example", i as i64 % ADDRESSES);
+        let t = Instant::now();
+        let rows = hisp_gateway::store::mailbox::waiting(&pool, &address, 0, 100).await?;
+        took.push(t.elapsed());
+        assert_eq!(rows.len(), (WAITING / ADDRESSES) as usize);
+    }
+    took.sort();
+    println!(
+        "mailbox listing, 100 of 100,000 waiting: p50 {:.3} ms, p99 {:.3} ms",
+        ms(took[POLLS / 2]),
+        ms(took[POLLS * 99 / 100])
+    );
+
+    let config = Config::defaults();
+    let ctx = hisp_gateway::service::messaging::MessagingContext::from_config(&config);
+    let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT message_id, recipient FROM message_recipients WHERE mailbox_id IS NOT NULL LIMIT 2000",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let t = Instant::now();
+    for (message, recipient) in &ids {
+        let mut tx = pool.begin().await?;
+        let change = hisp_gateway::service::messaging::delivery::Change {
+            status: hisp_gateway::domain::messaging::Status::Dispatched,
+            failure: None,
+            notify: true,
+        };
+        let applied = hisp_gateway::service::messaging::delivery::apply_in(
+            &mut tx, &ctx, *message, recipient, &change,
+        )
+        .await?;
+        assert!(applied);
+        tx.commit().await?;
+    }
+    println!(
+        "status change with its chained notification (an acknowledgement), one commit each: {:.0}/s",
+        ids.len() as f64 / t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
