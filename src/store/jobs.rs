@@ -101,18 +101,34 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    // Due jobs and expired leases are looked up apart, each down its own index in claim
+    // order, so a claim reads about `limit` rows (and checks their chains) however many jobs
+    // are due. One `WHERE due OR expired` made PostgreSQL read, check and sort every due job
+    // (measured: 15 ms a claim with 5,000 due, 0.4 ms this way).
     sqlx::query_as(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+        "WITH pending (id, run_at) AS (
+             SELECT id, run_at FROM (
+                 SELECT id, run_at FROM jobs j
+                 WHERE state = 'queued' AND run_at <= $2
+                   AND (j.chain IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM jobs e
+                       WHERE e.chain = j.chain AND e.id < j.id AND e.state IN ('queued', 'running')))
+                 ORDER BY run_at, id
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED) due
+             UNION ALL
+             SELECT id, run_at FROM (
+                 SELECT id, run_at FROM jobs j
+                 WHERE state = 'running' AND locked_until < $2
+                   AND (j.chain IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM jobs e
+                       WHERE e.chain = j.chain AND e.id < j.id AND e.state IN ('queued', 'running')))
+                 ORDER BY locked_until
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED) expired)
+         UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = $3, updated_at = now()
-         WHERE id IN (
-             SELECT id FROM jobs j
-             WHERE ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND locked_until < $2))
-               AND (j.chain IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM jobs e
-                   WHERE e.chain = j.chain AND e.id < j.id AND e.state IN ('queued', 'running')))
-             ORDER BY run_at, id
-             FOR UPDATE SKIP LOCKED
-             LIMIT $4)
+         WHERE id IN (SELECT id FROM pending ORDER BY run_at, id LIMIT $4)
          RETURNING id, kind, payload, attempts, max_attempts",
     )
     .bind(worker)
@@ -153,32 +169,24 @@ pub async fn finish(
         Outcome::Retry { run_at, error } => ("queued", Some(run_at), Some(error)),
         Outcome::Dead { error } => ("dead", None, Some(error)),
     };
-    // The end of a chained job lets the next of its chain run: its workers are woken now
-    // rather than at their next poll.
-    let finished: Option<bool> = sqlx::query_scalar(
-        "WITH f AS (
-             UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
-                    attempts = CASE WHEN $3 = 'queued' AND $5::text IS NULL THEN 0 ELSE attempts END,
-                    finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
-                    updated_at = now(), locked_by = NULL, locked_until = NULL
-             WHERE id = $1 AND locked_by = $2 AND state = 'running'
-             RETURNING chain),
-         wake AS (
-             SELECT pg_notify($6, '') FROM f
-             WHERE f.chain IS NOT NULL AND $3 IN ('done', 'dead')
-               AND EXISTS (SELECT 1 FROM jobs n
-                           WHERE n.chain = f.chain AND n.id > $1 AND n.state = 'queued'))
-         SELECT (SELECT count(*) FROM wake) >= 0 FROM f",
+    // The next job of a chain becomes claimable at this commit. No NOTIFY for it: the worker
+    // that ran this job claims again as soon as it is done, and notifying transactions commit
+    // one at a time.
+    let r = sqlx::query(
+        "UPDATE jobs SET state = $3, run_at = coalesce($4, run_at), last_error = $5,
+                attempts = CASE WHEN $3 = 'queued' AND $5::text IS NULL THEN 0 ELSE attempts END,
+                finished_at = CASE WHEN $3 = 'queued' THEN NULL ELSE now() END,
+                updated_at = now(), locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
     )
     .bind(id)
     .bind(worker)
     .bind(state)
     .bind(run_at)
     .bind(error)
-    .bind(NOTIFY_CHANNEL)
-    .fetch_optional(db)
+    .execute(db)
     .await?;
-    Ok(finished.is_some())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn list(
