@@ -176,27 +176,25 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// A mailbox entry of one of the vendor's addresses. Another vendor's entry is "not found"
 /// exactly like one that does not exist, so ids cannot be probed.
-async fn entry(db: &PgPool, client: Uuid, id: i64) -> AppResult<sql::EntryRow> {
+/// Returns the entry with the id of its address.
+async fn entry(db: &PgPool, client: Uuid, id: i64) -> AppResult<(sql::EntryRow, i64)> {
     let not_found = || AppError::NotFound(format!("message {id} in this client's mailboxes"));
     let e = sql::entry(db, id).await?.ok_or_else(not_found)?;
-    granted_address(db, client, &e.recipient)
+    let (address_id, _) = granted_address(db, client, &e.recipient)
         .await
         .map_err(|_| not_found())?;
-    Ok(e)
+    Ok((e, address_id))
 }
 
 /// A waiting message in the inbound JSON of the seed, as a push would carry it (in the shape
 /// the address's endpoint settings ask for, if it has any). An acknowledged or expired message
 /// has left the mailbox.
 pub async fn fetch(db: &PgPool, client: Uuid, id: i64) -> AppResult<Vec<u8>> {
-    let e = entry(db, client, id).await?;
+    let (e, address_id) = entry(db, client, id).await?;
     if e.status != Status::Processed.as_str() {
         return Err(gone(&e));
     }
-    let settings = match messages::find_address(db, &e.recipient, client).await? {
-        Some(a) => messages::endpoint_of(db, a.id).await?,
-        None => None,
-    };
+    let settings = messages::endpoint_of(db, address_id).await?;
     let shape = settings
         .as_ref()
         .and_then(|s| Shape::parse(&s.inbound_shape))
@@ -237,7 +235,7 @@ pub async fn acknowledge(
     client: Uuid,
     id: i64,
 ) -> AppResult<Acknowledged> {
-    let e = entry(db, client, id).await?;
+    let (e, _) = entry(db, client, id).await?;
     let answer = |status: &str| Acknowledged {
         id,
         message_id: e.message_id.clone(),
@@ -266,7 +264,7 @@ pub async fn acknowledge(
         return Ok(answer(Status::Dispatched.as_str()));
     }
     // Something else changed it first (the expiry, or another acknowledgement).
-    let now = entry(db, client, id).await?;
+    let (now, _) = entry(db, client, id).await?;
     if matches!(now.status.as_str(), "DISPATCHED" | "DISPLAYED") {
         Ok(answer(&now.status))
     } else {

@@ -128,6 +128,24 @@ async fn a_message_waits_in_the_mailbox_until_acknowledged_then_is_dispatched() 
     assert_eq!(v["next"], Value::Null);
     let (code, v) = post(&w, &w.vendor_b, &ack).await;
     assert_eq!((code, v["status"].as_str()), (200, Some("DISPATCHED")));
+    // It has left the mailbox: fetching it now is a conflict naming its status.
+    let r = w
+        .get_as(&w.vendor_b, &format!("{INBOX}/{mailbox_id}"))
+        .await;
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DISPATCHED"),
+        "{v}"
+    );
+    // An id that was never handed out is not found.
+    let r = w
+        .get_as(&w.vendor_b, &format!("{INBOX}/{}", mailbox_id + 1_000_000))
+        .await;
+    assert_eq!(r.status(), 404);
     w.drain().await;
     assert_eq!(w.notifications(id).len(), 2);
     // A read receipt works as for a pushed message.
