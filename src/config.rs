@@ -58,6 +58,35 @@ pub struct Config {
     pub offers: OffersConfig,
     pub messaging: MessagingConfig,
     pub webhooks: WebhooksConfig,
+    pub transport: TransportConfig,
+}
+
+/// The Direct transport to other HISPs: how messages are sealed and where they are sent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransportConfig {
+    /// Send messages for other HISPs over SMTP; off, they wait and time out (FAILED-TO).
+    pub enabled: bool,
+    /// Our name in EHLO and in the MDNs' Reporting-UA; empty: the host of `http.public_base_url`.
+    pub hostname: String,
+    /// Subject of the outer, unencrypted message; the real one travels inside.
+    pub outer_subject: String,
+    pub digest: crate::direct::smime::Digest,
+    pub cipher: crate::direct::smime::Cipher,
+    pub key_transport: crate::direct::smime::KeyTransport,
+    /// How long one SMTP exchange (connect, each command, the data) may take.
+    #[serde(with = "humantime_serde")]
+    pub smtp_timeout: Duration,
+    /// Static routes by recipient domain (lower case), used instead of MX records.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, RouteConfig>,
+}
+
+/// Where mail for one domain goes: `host:port`, and whether STARTTLS is required there.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub address: String,
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// Where pushes to URLs that clients registered may go.

@@ -13,6 +13,7 @@ use crate::jobs::{JobRegistry, RetryPolicy};
 use crate::limits::{Admission, RateLimiter};
 use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
+use crate::service::transport::TransportContext;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +24,7 @@ pub struct AppState {
     pub pki: Arc<PkiContext>,
     pub clock: Clock,
     pub messaging: Arc<MessagingContext>,
+    pub transport: Arc<TransportContext>,
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
 }
@@ -31,10 +33,27 @@ impl AppState {
     /// `config` must have its local secrets resolved (`app::resolve_local_secrets`).
     pub fn new(config: Config, db: PgPool) -> Self {
         let m = &config.messaging;
+        let pki = Arc::new(PkiContext::from_config(&config));
+        let messaging = Arc::new(MessagingContext::from_config(&config));
+        let transport = Arc::new(TransportContext::new(
+            &config,
+            db.clone(),
+            pki.clone(),
+            messaging.clone(),
+        ));
+        let mdns: Arc<dyn crate::service::messaging::PeerNotifier> =
+            Arc::new(crate::service::transport::notifications::Mdns {
+                db: db.clone(),
+                // Weak: the transport holds messaging, which holds this.
+                transport: Arc::downgrade(&transport),
+            });
+        // A fresh context: nothing has set it yet.
+        let _ = messaging.peers.set(mdns);
         Self {
             retry: RetryPolicy::from_config(&config.jobs),
-            pki: Arc::new(PkiContext::from_config(&config)),
-            messaging: Arc::new(MessagingContext::from_config(&config)),
+            pki,
+            messaging,
+            transport,
             limiter: Arc::new(RateLimiter::new(m.rate_per_second, m.rate_burst)),
             admission: Arc::new(Admission::new(m.max_concurrent_sends, m.admission_wait)),
             verifier: Arc::new(Verifier::new(Throttle::new(
@@ -60,6 +79,7 @@ impl AppState {
             self.db.clone(),
             self.messaging.clone(),
         );
+        crate::service::transport::register_jobs(&mut r, self.db.clone(), self.transport.clone());
         r
     }
 }

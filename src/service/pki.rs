@@ -832,6 +832,25 @@ pub async fn credentials_for(
     Ok(Some((cert, ctx.kek.open(&sealed)?)))
 }
 
+/// Every live certificate and key that may decrypt mail for `address` (its own, its
+/// domain's): what the Direct transport tries on a message from another HISP.
+pub async fn decryption_keys(
+    db: &PgPool,
+    ctx: &PkiContext,
+    address: &DirectAddress,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<(X509, PKey<Private>)>> {
+    let rows =
+        store::pki::live_decryption_keys(db, &address.to_string(), address.domain().as_str(), now)
+            .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for (der, sealed) in rows {
+        let cert = X509::from_der(&der).map_err(anyhow::Error::from)?;
+        keys.push((cert, ctx.kek.open(&sealed)?));
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_serial;

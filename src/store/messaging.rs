@@ -335,6 +335,9 @@ pub struct NewMessage {
 #[derive(Debug, Clone, Copy)]
 pub struct SendJobs {
     pub deliver_kind: &'static str,
+    /// The job that sends a message to the recipients at one remote domain; `None` when the
+    /// Direct transport is off (such recipients then wait for their timeout).
+    pub remote_kind: Option<&'static str>,
     pub deliver_max_attempts: i32,
     pub timeout_kind: &'static str,
     pub timeout_max_attempts: i32,
@@ -363,7 +366,8 @@ pub struct SendOutcome {
 /// are inserted. The checks run once per distinct client and sender, not once per message.
 /// One statement commits on its own, so no transaction stays open while the gateway waits for
 /// its turn on the CPU, and a failure writes nothing of any message. Outcomes come back in the
-/// order of `messages`. When a check fails nothing of that message is written, and its outcome
+/// order of `messages`. Remote recipients get one send job per message and domain. When a
+/// check fails nothing of that message is written, and its outcome
 /// says which; when nothing was written and every check held, the messageId was used before
 /// (also by an earlier message of the same call). Workers are woken (NOTIFY, delivered at
 /// commit) only when a delivery job is due now.
@@ -468,7 +472,7 @@ pub async fn send_messages(
              WHERE c.ok AND s.granted AND s.status = 'active' AND s.organization_status = 'Activated'
                AND (i.asm OR s.timely) = i.final_delivery),
          x AS (
-             SELECT x.n, x.r, CASE WHEN EXISTS (
+             SELECT x.n, x.r, x.d, CASE WHEN EXISTS (
                          SELECT 1 FROM direct_addresses a WHERE lower(a.domain) = lower(x.d))
                        OR EXISTS (SELECT 1 FROM organizations o WHERE lower(o.domain) = lower(x.d))
                      THEN 'local' ELSE 'remote' END AS route
@@ -497,7 +501,15 @@ pub async fn send_messages(
          t AS (
              INSERT INTO jobs (kind, payload, max_attempts, run_at)
              SELECT $30, jsonb_build_object('message_id', w.id), $31, w.timeout_at FROM w),
-         wake AS (SELECT pg_notify($32, '') WHERE EXISTS (SELECT 1 FROM d))
+         o AS (
+             INSERT INTO jobs (kind, payload, max_attempts, run_at)
+             SELECT $33, jsonb_build_object('message_id', g.id, 'domain', g.d), $29, now()
+             FROM (SELECT DISTINCT w.id, lower(x.d) AS d
+                   FROM w JOIN x ON x.n = w.n WHERE x.route = 'remote') AS g
+             WHERE $33::text IS NOT NULL
+             RETURNING id),
+         wake AS (SELECT pg_notify($32, '')
+                  WHERE EXISTS (SELECT 1 FROM d) OR EXISTS (SELECT 1 FROM o))
          SELECT i.n, c.ok AS client_ok, s.status AS sender_status, s.organization_status, s.granted,
                 s.timely, EXISTS (SELECT 1 FROM w WHERE w.n = i.n) AS inserted,
                 (SELECT count(*) FROM wake) AS woken
@@ -538,6 +550,7 @@ pub async fn send_messages(
     .bind(jobs.timeout_kind)
     .bind(jobs.timeout_max_attempts)
     .bind(super::jobs::NOTIFY_CHANNEL)
+    .bind(jobs.remote_kind)
     .fetch_all(db)
     .await?;
     // One row per message, in order: anything else is a broken statement, not a refusal.
@@ -555,6 +568,8 @@ pub async fn send_messages(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: Uuid,
+    /// 'outbound' (one of our vendors sent it) or 'inbound' (another HISP did).
+    pub direction: String,
     pub client_id: Option<Uuid>,
     pub from_address: String,
     pub smtp_message_id: String,
@@ -567,8 +582,8 @@ pub struct MessageRow {
 
 pub async fn message(db: &PgPool, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, client_id, from_address, smtp_message_id, vendor_message_id, xdm, final_delivery,
-                metadata, created_at
+        "SELECT id, direction, client_id, from_address, smtp_message_id, vendor_message_id, xdm,
+                final_delivery, metadata, created_at
          FROM messages WHERE id = $1",
     )
     .bind(id)
@@ -589,8 +604,8 @@ pub async fn message_with_mime(
         mime: Option<Vec<u8>>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT id, client_id, from_address, smtp_message_id, vendor_message_id, xdm, final_delivery,
-                metadata, created_at, mime
+        "SELECT id, direction, client_id, from_address, smtp_message_id, vendor_message_id, xdm,
+                final_delivery, metadata, created_at, mime
          FROM messages WHERE id = $1",
     )
     .bind(id)
@@ -765,11 +780,12 @@ pub async fn received(
     sqlx::query_as(
         "SELECT m.id AS message, m.direction, r.recipient, r.status
          FROM messages m JOIN message_recipients r ON r.message_id = m.id
-         WHERE m.vendor_message_id = $1
-           AND m.client_id IN (
-               SELECT g.client_id FROM messaging_grants g
-               JOIN direct_addresses a ON a.organization_id = g.organization_id
-               WHERE lower(a.domain) = lower($3) AND lower(a.username) = lower($2))
+         WHERE ((m.direction = 'outbound' AND m.vendor_message_id = $1
+                 AND m.client_id IN (
+                     SELECT g.client_id FROM messaging_grants g
+                     JOIN direct_addresses a ON a.organization_id = g.organization_id
+                     WHERE lower(a.domain) = lower($3) AND lower(a.username) = lower($2)))
+                OR (m.direction = 'inbound' AND m.smtp_message_id = $1))
            AND lower(m.from_address) = lower($2 || '@' || $3)
            AND lower(r.recipient) = lower($4) AND r.route = 'local'
          ORDER BY m.created_at DESC LIMIT 1",

@@ -419,6 +419,30 @@ pub async fn live_for_address(
     .await
 }
 
+/// Every live certificate that can decrypt for `address`: its own and its domain's, newest
+/// first (a peer may have encrypted to either, or to one about to be replaced).
+pub async fn live_decryption_keys(
+    db: &PgPool,
+    address: &str,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT certificate_der, sealed_key FROM certificates
+         WHERE status = 'issued' AND not_before <= $3 AND not_after > $3
+           AND key_use IN ('encryption', 'dual')
+           AND ((binding = 'address' AND lower(subject_name) = lower($1))
+             OR (binding = 'domain' AND lower(subject_name) = lower($2)))
+         ORDER BY (binding = 'address') DESC, not_after DESC
+         LIMIT 8",
+    )
+    .bind(address)
+    .bind(domain)
+    .bind(now)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn sealed_key(db: &PgPool, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
     sqlx::query_scalar("SELECT sealed_key FROM certificates WHERE id = $1")
         .bind(id)

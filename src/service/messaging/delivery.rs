@@ -79,6 +79,9 @@ pub struct Failure<'a> {
     pub origin: &'a str,
     pub code: FailureCode,
     pub detail: &'a str,
+    /// What the sender may read beside the code: an enhanced status code or a peer HISP's own
+    /// reply (its words to the sender, not our internals).
+    pub public: Option<&'a str>,
 }
 
 /// A status change of one recipient, with its failure and whether the sender hears of it.
@@ -118,7 +121,10 @@ pub async fn apply_in(
         .filter(|s| s.on(change.status) == Transition::Apply)
         .map(Status::as_str)
         .collect();
-    let reason = change.failure.map(|f| f.code.to_string());
+    let reason = change.failure.map(|f| match f.public {
+        Some(public) => format!("{} ({public})", f.code),
+        None => f.code.to_string(),
+    });
     let record = change
         .failure
         .zip(reason.as_deref())
@@ -182,6 +188,7 @@ async fn deliver(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), J
                 origin,
                 code,
                 detail: &detail,
+                public: None,
             }),
             notify: true,
         };
@@ -347,6 +354,7 @@ async fn expire(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), Jo
             origin: "remote",
             code: FailureCode::NotRetrieved,
             detail: &detail,
+            public: None,
         }),
         notify: true,
     };
@@ -371,6 +379,13 @@ async fn notify(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), Jo
         .await
         .map_err(transient)?
         .ok_or_else(|| JobError::Permanent("no such message".into()))?;
+    if msg.direction == "inbound" {
+        // Sent by another HISP: it hears of the change by MDN.
+        let peers = ctx.peers.get().ok_or_else(|| {
+            JobError::Permanent("no Direct transport to answer another HISP".into())
+        })?;
+        return peers.notify(&msg, &recipient, status, job).await;
+    }
     let endpoint = sql::endpoint_for_address(db, &msg.from_address)
         .await
         .map_err(transient)?;
@@ -430,6 +445,7 @@ async fn time_out(db: &PgPool, ctx: &MessagingContext, job: &Job) -> Result<(), 
                 origin: "remote",
                 code: FailureCode::NoFinalStatus,
                 detail: &detail,
+                public: None,
             }),
             notify: true,
         };

@@ -55,6 +55,25 @@ pub struct MessagingContext {
     pub mailbox_signal: mailbox::Signal,
     /// Writes accepted messages, started on the first send (it needs the pool and a runtime).
     batcher: std::sync::OnceLock<batch::SendBatcher>,
+    /// Tells other HISPs what became of the messages they sent us; set once the Direct
+    /// transport exists (it depends on messaging, not the other way round).
+    pub peers: std::sync::OnceLock<Arc<dyn PeerNotifier>>,
+    /// Whether messages for other HISPs get send jobs (`transport.enabled`).
+    send_remote: bool,
+}
+
+/// The sender's side of a status change when the sender is another HISP: the Direct
+/// transport answers with an MDN where a vendor would get a webhook.
+pub trait PeerNotifier: Send + Sync {
+    fn notify<'a>(
+        &'a self,
+        message: &'a sql::MessageRow,
+        recipient: &'a str,
+        status: Status,
+        job: &'a crate::jobs::Job,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::jobs::JobError>> + Send + 'a>,
+    >;
 }
 
 /// The timely-and-reliable setting of senders, as the send statement last reported it. A
@@ -99,6 +118,8 @@ impl MessagingContext {
             timely: SenderSettings::default(),
             mailbox_signal: mailbox::Signal::default(),
             batcher: std::sync::OnceLock::new(),
+            peers: std::sync::OnceLock::new(),
+            send_remote: config.transport.enabled,
         }
     }
 
@@ -111,6 +132,9 @@ impl MessagingContext {
         self.batcher.get_or_init(|| {
             let jobs = SendJobs {
                 deliver_kind: delivery::DELIVER_JOB,
+                remote_kind: self
+                    .send_remote
+                    .then_some(crate::service::transport::SEND_JOB),
                 deliver_max_attempts: self.delivery_retry.max_attempts(),
                 timeout_kind: delivery::TIMEOUT_JOB,
                 timeout_max_attempts: self.retry.max_attempts(),

@@ -1,7 +1,7 @@
 //! Read receipts from the receiving side. The seed lets a receiving EHR report that a message
 //! was displayed; the HISP passes it on to the sender. For a message from one of our vendors
-//! that is a DISPLAYED status and notification; for mail from another HISP it will be a
-//! "displayed" MDN sent back over the Direct transport.
+//! that is a DISPLAYED status and notification; for mail from another HISP the same change
+//! becomes a "displayed" MDN that the Direct transport sends back.
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -80,13 +80,6 @@ pub async fn report(
         to_direct_address: row.recipient.clone(),
         status: status.to_owned(),
     };
-    if row.direction != "outbound" {
-        // Mail from another HISP: the receipt becomes a displayed MDN to it, which the Direct
-        // transport sends. Until it exists no such message is stored.
-        return Err(AppError::Conflict(
-            "read receipts for mail from another HISP need the Direct transport".into(),
-        ));
-    }
     match row.status.as_str() {
         "DISPLAYED" => return Ok(answer("DISPLAYED")),
         "DISPATCHED" => {}

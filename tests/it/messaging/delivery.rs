@@ -195,6 +195,7 @@ async fn notifications_after_a_final_status_are_recorded_and_change_nothing() {
             origin: "remote",
             code: FailureCode::RecipientRejected,
             detail: "late failure",
+            public: None,
         }),
         notify: true,
     };

@@ -1,0 +1,223 @@
+//! Mail from other HISPs, after the SMTP listener committed it: opened, checked and delivered.
+//!
+//! The listener did no crypto: here the message is decrypted with one of its recipients'
+//! keys, its signature verified and its signer checked against the *recipient* domain's trust
+//! anchors (in date, not revoked, strong, bound to the From address or its domain), and the
+//! wrapped message's From compared with the outer one. What fails is recorded on the
+//! `inbound_mail` row with its reason and gets no answer: a sender we cannot trust is not told
+//! anything. An MDN or DSN moves a recipient of a message we sent; any other message is stored
+//! and delivered through the same jobs as a vendor's message to a local address, and the MDNs
+//! those jobs trigger go back to the sender.
+
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::TransportContext;
+use super::notifications::{self, Applied};
+use crate::direct::mdn;
+use crate::direct::smime::{self, Opened};
+use crate::domain::pki::DirectAddress;
+use crate::jobs::{self, Job, JobError};
+use crate::service::messaging::delivery::DELIVER_JOB;
+use crate::service::pki;
+use crate::store::transport::{self as store, NewInbound};
+
+fn transient(e: impl std::fmt::Display) -> JobError {
+    JobError::Transient(e.to_string())
+}
+
+/// Recipients of one mail we look up keys for at most (the listener caps RCPT lower).
+const MAX_RECIPIENTS: usize = 100;
+
+pub async fn receive(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), JobError> {
+    let id = job.payload["inboundId"]
+        .as_i64()
+        .ok_or_else(|| JobError::Permanent("payload has no inboundId".into()))?;
+    let Some(mail) = store::inbound_mail(db, id).await.map_err(transient)? else {
+        return Err(JobError::Permanent("no such inbound mail".into()));
+    };
+    if mail.state != "received" {
+        return Ok(());
+    }
+    let now = job.now;
+    let recipients: Vec<DirectAddress> = mail
+        .rcpt_to
+        .iter()
+        .take(MAX_RECIPIENTS)
+        .filter_map(|r| DirectAddress::parse(r).ok())
+        .collect();
+    let mut keys = Vec::new();
+    for r in &recipients {
+        for k in pki::decryption_keys(db, &t.pki, r, now)
+            .await
+            .map_err(transient)?
+        {
+            let dup = keys.iter().any(|(c, _): &(openssl::x509::X509, _)| {
+                c.serial_number() == k.0.serial_number()
+                    && c.issuer_name_hash() == k.0.issuer_name_hash()
+            });
+            if !dup {
+                keys.push(k);
+            }
+        }
+    }
+    let raw = mail.raw;
+    let opened = crate::cpu::run(move |_| smime::open(&raw, &keys)).await;
+    let opened = match opened {
+        Ok(o) => o,
+        Err(rejection) => {
+            let reason = format!("{}: {rejection}", rejection.code());
+            return reject(db, id, &reason).await;
+        }
+    };
+    let Some(from) = opened
+        .outer
+        .from
+        .as_deref()
+        .and_then(|f| DirectAddress::parse(bare(f)).ok())
+    else {
+        return reject(db, id, "malformed: no usable From").await;
+    };
+    let inner_from = opened.inner_from.as_deref().map(bare);
+    if !inner_from.is_some_and(|f| f.eq_ignore_ascii_case(&from.to_string())) {
+        return reject(db, id, "from-mismatch: the wrapped message's From differs").await;
+    }
+    // The signer must be trusted by the domain of every recipient it reaches; the recipients
+    // of a domain that does not trust it are dropped (and the mail refused if none is left).
+    let mut trusted: Vec<DirectAddress> = Vec::new();
+    let mut problem = None;
+    for r in &recipients {
+        match t
+            .discovery
+            .check_signer(
+                &opened.signer,
+                &opened.chain,
+                r.domain().as_str(),
+                &from,
+                now,
+            )
+            .await
+        {
+            Ok(()) => trusted.push(r.clone()),
+            Err(e) => problem = Some(e.to_string()),
+        }
+    }
+    if trusted.is_empty() {
+        let why = problem.unwrap_or_else(|| "no recipient".into());
+        return reject(db, id, &format!("untrusted-signer: {why}")).await;
+    }
+
+    if let Some(n) = mdn::parse(&opened.inner) {
+        // Never answered: a notification does not get a notification.
+        return match notifications::apply(db, t, n, &from).await? {
+            Applied::Recorded => accept(db, id, Some("notification")).await,
+            Applied::Unmatched(why) => {
+                reject(db, id, &format!("unmatched-notification: {why}")).await
+            }
+        };
+    }
+    deliver(db, t, id, &opened, &from, &trusted).await
+}
+
+/// Stores the message for its trusted recipients and queues their deliveries, and marks the
+/// mail accepted: one transaction.
+async fn deliver(
+    db: &PgPool,
+    t: &TransportContext,
+    inbound_id: i64,
+    opened: &Opened,
+    from: &DirectAddress,
+    recipients: &[DirectAddress],
+) -> Result<(), JobError> {
+    let parsed = mail_parser::MessageParser::default().parse(&opened.inner);
+    let message_id = parsed
+        .as_ref()
+        .and_then(|m| m.message_id().map(str::to_owned))
+        .or_else(|| {
+            opened.outer.message_id.as_deref().map(|m| {
+                m.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+        })
+        .unwrap_or_else(|| format!("{}@{}", Uuid::now_v7().simple(), from.domain()));
+    let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
+    let final_delivery = opened.outer.final_delivery_requested;
+    let notify_to = opened
+        .outer
+        .disposition_notification_to
+        .as_deref()
+        .map(bare)
+        .and_then(|a| DirectAddress::parse(a).ok())
+        .map_or_else(|| from.to_string(), |a| a.to_string());
+    let recipients: Vec<String> = recipients.iter().map(ToString::to_string).collect();
+    let id = Uuid::now_v7();
+    let mut tx = db.begin().await.map_err(transient)?;
+    let from_s = from.to_string();
+    store::insert_inbound(
+        &mut tx,
+        &NewInbound {
+            id,
+            inbound_mail_id: inbound_id,
+            from_address: &from_s,
+            smtp_message_id: &message_id,
+            subject: subject.as_deref(),
+            final_delivery,
+            notify_to: &notify_to,
+            mime: &opened.inner,
+            recipients: &recipients,
+        },
+    )
+    .await
+    .map_err(transient)?;
+    for r in &recipients {
+        jobs::enqueue(
+            &mut tx,
+            &t.messaging.delivery_retry,
+            DELIVER_JOB,
+            json!({ "message_id": id, "recipient": r }),
+        )
+        .await
+        .map_err(transient)?;
+    }
+    if !store::finish_inbound(&mut tx, inbound_id, "accepted", None)
+        .await
+        .map_err(transient)?
+    {
+        // Another worker finished it first; its transaction holds the message.
+        return Ok(());
+    }
+    tx.commit().await.map_err(transient)?;
+    metrics::counter!("gateway_direct_received_total", "outcome" => "accepted").increment(1);
+    Ok(())
+}
+
+async fn accept(db: &PgPool, id: i64, note: Option<&str>) -> Result<(), JobError> {
+    let mut conn = db.acquire().await.map_err(transient)?;
+    store::finish_inbound(&mut conn, id, "accepted", note)
+        .await
+        .map_err(transient)?;
+    metrics::counter!("gateway_direct_received_total", "outcome" => "notification").increment(1);
+    Ok(())
+}
+
+async fn reject(db: &PgPool, id: i64, reason: &str) -> Result<(), JobError> {
+    let mut conn = db.acquire().await.map_err(transient)?;
+    store::finish_inbound(&mut conn, id, "rejected", Some(reason))
+        .await
+        .map_err(transient)?;
+    tracing::info!(inbound_id = id, reason, "inbound Direct mail rejected");
+    metrics::counter!("gateway_direct_received_total", "outcome" => "rejected").increment(1);
+    Ok(())
+}
+
+/// `Name <a@b>` or `<a@b>` → `a@b`.
+fn bare(s: &str) -> &str {
+    let s = s.trim();
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(i), Some(j)) if i < j => s[i + 1..j].trim(),
+        _ => s,
+    }
+}

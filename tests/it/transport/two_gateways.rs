@@ -1,0 +1,187 @@
+//! Messages between two gateways over SMTP, with MDNs driving the sender's statuses.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::*;
+
+/// The attachments the receiving EHR got, by title, decoded.
+fn attachments(inbound: &Value) -> Vec<Vec<u8>> {
+    inbound["emailAttachmentList"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            STANDARD
+                .decode(a["attachmentContent"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_crosses_to_the_other_gateway_and_its_mdns_come_back() {
+    let (a, b) = pair().await;
+
+    // A → B: ada to ben, timely & reliable.
+    a.send(
+        ADA,
+        &[BEN],
+        "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e01",
+        true,
+    )
+    .await;
+    settle(&[&a, &b]).await;
+    let got = b.inbox.accepted();
+    assert_eq!(got.len(), 1, "ben's EHR got the message once");
+    let inbound = got[0].json();
+    assert_eq!(inbound["fromDirectAddress"], ADA, "{inbound}");
+    assert_eq!(inbound["toDirectAddress"], BEN, "{inbound}");
+    assert_eq!(inbound["messageSubject"], "Referral", "{inbound}");
+    let files = attachments(&inbound);
+    assert!(
+        files.contains(&crate::messaging::ccda()),
+        "the C-CDA arrives byte for byte"
+    );
+    assert!(
+        files.contains(&crate::messaging::binary_pdf()),
+        "the PDF arrives byte for byte"
+    );
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e01";
+    let words: Vec<String> = a
+        .notifications(id, BEN)
+        .into_iter()
+        .map(|(s, d)| format!("{s}/{d}"))
+        .collect();
+    assert_eq!(
+        words,
+        ["Success/processed", "Success/dispatched"],
+        "A's vendor hears processed then dispatched, once each"
+    );
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
+    assert!(
+        b.inbound_mail()
+            .await
+            .iter()
+            .all(|(state, _)| state == "accepted"),
+        "{:?}",
+        b.inbound_mail().await
+    );
+
+    // And back: ben answers ada.
+    b.send(
+        BEN,
+        &[ADA],
+        "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e02",
+        true,
+    )
+    .await;
+    settle(&[&a, &b]).await;
+    let got = a.inbox.accepted();
+    assert_eq!(got.len(), 1, "ada's EHR got ben's answer");
+    assert_eq!(got[0].json()["fromDirectAddress"], BEN);
+    let back = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e02";
+    assert_eq!(b.statuses(BEN, back).await[0].1, "DISPATCHED");
+    // MDNs are never answered with MDNs: each side took exactly its message and two MDNs.
+    for h in [&a, &b] {
+        let mail = h.inbound_mail().await;
+        assert_eq!(mail.len(), 3, "{mail:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_send_gives_each_recipient_its_own_outcome() {
+    let (a, b) = pair().await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e03";
+    // dee is local to A; ben and cy are on B; zed's domain publishes no certificate.
+    a.send(ADA, &[DEE, BEN, CY, "zed@nowhere.example.net"], id, true)
+        .await;
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    let by = |r: &str| st.iter().find(|(x, _, _)| x == r).cloned().unwrap();
+    assert_eq!(by(DEE).1, "DISPATCHED", "{st:?}");
+    assert_eq!(by(BEN).1, "DISPATCHED", "{st:?}");
+    assert_eq!(by(CY).1, "DISPATCHED", "{st:?}");
+    let zed = by("zed@nowhere.example.net");
+    assert_eq!(zed.1, "FAILED", "{st:?}");
+    assert!(zed.2.contains("5.7.31"), "no certificate: {zed:?}");
+    assert_eq!(
+        a.notifications(id, "zed@nowhere.example.net"),
+        [("Error".to_owned(), zed.2.clone())],
+        "one Error notification"
+    );
+    // B got one SMTP transaction for both of its recipients.
+    let mail = b.inbound_mail().await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(b.inbox.accepted().len(), 2, "ben and cy each got it");
+}
+
+#[tokio::test]
+async fn a_peer_550_fails_the_recipient_with_the_peers_words() {
+    let (a, b) = pair().await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e04";
+    a.send(ADA, &[BEN, "nobody@lakeside.direct.example.org"], id, true)
+        .await;
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    let nobody = st.iter().find(|(r, _, _)| r.starts_with("nobody")).unwrap();
+    assert_eq!(nobody.1, "FAILED", "{st:?}");
+    assert!(nobody.2.starts_with("9006"), "{nobody:?}");
+    assert!(
+        nobody.2.contains("5.1.1"),
+        "the peer's own reply: {nobody:?}"
+    );
+    let ben = st.iter().find(|(r, _, _)| r == BEN).unwrap();
+    assert_eq!(ben.1, "DISPATCHED", "ben is not held up by nobody: {st:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_is_down_is_retried_then_failed_once() {
+    let a = Hisp::harbor().await;
+    let (sink, addr) = SmtpSink::start().await;
+    // A domain whose certificate A knows, routed to a port where nothing listens.
+    let b = Hisp::lakeside().await;
+    a.trust(&b.root_pem().await).await;
+    for pem in b.certificates_pem().await {
+        a.add_peer_certificate(LAKESIDE, &pem).await;
+    }
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    a.route(LAKESIDE, dead);
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e05";
+    a.send(ADA, &[BEN], id, true).await;
+    // Each attempt fails; the worker's clock is stepped past every retry delay.
+    for _ in 0..12 {
+        a.f.app
+            .worker
+            .run_due_at(Utc::now() + chrono::Duration::days(2))
+            .await
+            .unwrap();
+    }
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(st[0].2.starts_with("9004"), "{st:?}");
+    assert_eq!(
+        a.notifications(id, BEN)
+            .iter()
+            .filter(|(s, _)| s == "Error")
+            .count(),
+        1
+    );
+    // Brought back, the route works again for the next message.
+    a.route(LAKESIDE, addr);
+    a.send(
+        ADA,
+        &[BEN],
+        "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e06",
+        true,
+    )
+    .await;
+    a.drain().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sink.captured().len(), 1);
+}
