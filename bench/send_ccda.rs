@@ -73,6 +73,9 @@
 //! - `SEND_CCDA_PG="shared_buffers = '256MB'; bgwriter_delay = '10ms'"`: PostgreSQL settings
 //!   to try, set with ALTER SYSTEM over the embedded cluster's own before the measurements.
 
+#[path = "ccda.rs"]
+mod ccda;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -271,55 +274,6 @@ async fn fixture(pool: &PgPool) -> anyhow::Result<Fixture> {
         secret,
         organization,
     })
-}
-
-/// ccd-2.xml with its section `<component>`s repeated inside structuredBody (cycling through
-/// them in order) until the document is at least `min` bytes.
-fn grown_ccda(min: usize) -> anyhow::Result<(Vec<u8>, usize, usize)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ccda/ccd-2.xml");
-    let doc = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let open = doc
-        .find("<structuredBody>")
-        .context("no <structuredBody>")?
-        + "<structuredBody>".len();
-    let close = doc
-        .find("</structuredBody>")
-        .context("no </structuredBody>")?;
-    let inner = &doc[open..close];
-    // Top-level components of the body (each holds one section), by nesting depth.
-    let mut sections = Vec::new();
-    let (mut depth, mut start, mut i) = (0usize, 0usize, 0usize);
-    while let Some(rel) = inner[i..].find("component") {
-        let at = i + rel;
-        if inner[..at].ends_with("</") {
-            depth = depth.checked_sub(1).context("unbalanced </component>")?;
-            if depth == 0 {
-                let end = at + "component>".len();
-                sections.push(&inner[start..end]);
-            }
-        } else if inner[..at].ends_with('<') {
-            if depth == 0 {
-                start = at - 1;
-            }
-            depth += 1;
-        }
-        i = at + "component".len();
-    }
-    ensure!(
-        depth == 0 && !sections.is_empty(),
-        "could not split the body into sections"
-    );
-    let mut out = String::with_capacity(min + doc.len());
-    out.push_str(&doc[..close]);
-    let mut n = 0;
-    while out.len() + (doc.len() - close) < min {
-        out.push('\t');
-        out.push_str(sections[n % sections.len()]);
-        out.push_str("\n\t\t");
-        n += 1;
-    }
-    out.push_str(&doc[close..]);
-    Ok((out.into_bytes(), sections.len(), n))
 }
 
 /// `xmllint --noout`, when it is installed.
@@ -1631,7 +1585,7 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     let f = fixture(&pool).await?;
 
     let fixture_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ccda/ccd-2.xml");
-    let (ccda, sections, copies) = grown_ccda(CCDA_MIN_BYTES)?;
+    let (ccda, sections, copies) = ccda::grown(CCDA_MIN_BYTES)?;
     let ccda_file = root.join("ccda-100k.xml");
     std::fs::write(&ccda_file, &ccda)?;
     println!(
