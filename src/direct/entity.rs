@@ -74,10 +74,10 @@ pub fn parse(raw: &[u8]) -> Result<Entity<'_>, EntityError> {
             body_start = raw.len();
             break;
         }
-        if pos > MAX_HEADER_BYTES {
+        let end = memchr::memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
+        if end > MAX_HEADER_BYTES {
             return Err(EntityError::Malformed("header block too large".into()));
         }
-        let end = memchr::memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
         let line = strip_eol(&raw[pos..end]);
         if line.is_empty() {
             body_start = end;
@@ -286,6 +286,8 @@ pub fn split_multipart<'a>(
 
 /// Walks the entity tree of `raw` (multiparts and message/rfc822 bodies) and refuses more than
 /// [`MAX_DEPTH`] levels or [`MAX_PARTS`] parts. Work is bounded by those caps times the size.
+/// A part this reader cannot read is a leaf here: judging sloppy MIME is the caller's reader's
+/// business, bounding the tree is ours.
 pub fn check_tree(raw: &[u8]) -> Result<(), EntityError> {
     let mut parts = 0;
     walk(raw, 0, &mut parts)
@@ -299,12 +301,20 @@ fn walk(raw: &[u8], depth: usize, parts: &mut usize) -> Result<(), EntityError> 
     if *parts > MAX_PARTS {
         return Err(EntityError::TooManyParts);
     }
-    let entity = parse(raw)?;
+    let Ok(entity) = parse(raw) else {
+        return Ok(());
+    };
     let (media, params) = entity.content_type();
     if media.starts_with("multipart/") {
-        let boundary = param(&params, "boundary")
-            .ok_or_else(|| EntityError::Malformed("multipart without a boundary".into()))?;
-        for part in split_multipart(entity.body, boundary, MAX_PARTS)? {
+        let Some(boundary) = param(&params, "boundary") else {
+            return Ok(());
+        };
+        let children = match split_multipart(entity.body, boundary, MAX_PARTS) {
+            Ok(children) => children,
+            Err(EntityError::TooManyParts) => return Err(EntityError::TooManyParts),
+            Err(_) => return Ok(()),
+        };
+        for part in children {
             walk(part, depth + 1, parts)?;
         }
     } else if media == "message/rfc822" {
@@ -445,6 +455,20 @@ mod tests {
             addresses(r#""Doe, J" <j@a.org>, k@b.org"#),
             vec!["j@a.org".to_owned(), "k@b.org".to_owned()]
         );
+    }
+
+    #[test]
+    fn the_tree_walk_refuses_bombs_and_passes_sloppy_parts() {
+        let mut deep = String::from("x");
+        for i in 0..=MAX_DEPTH {
+            deep = format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n{deep}\r\n--b{i}--"
+            );
+        }
+        assert_eq!(check_tree(deep.as_bytes()), Err(EntityError::TooDeep));
+        let sloppy =
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nno header here\r\n--b--\r\n";
+        assert_eq!(check_tree(sloppy.as_bytes()), Ok(()));
     }
 
     #[test]

@@ -534,6 +534,101 @@ fn messages_built_by_the_openssl_cli_open() {
 }
 
 #[test]
+fn certificates_named_by_subject_key_identifier_are_found() {
+    let pki = pki::make();
+    let d = pki.dir.path();
+    std::fs::write(
+        d.join("wrapped.eml"),
+        format!("Content-Type: message/rfc822\r\n\r\n{INNER}"),
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "cms",
+            "-sign",
+            "-keyid",
+            "-signer",
+            path(&pki.sender.cert_path),
+            "-inkey",
+            path(&pki.sender.key_path),
+            "-in",
+            "wrapped.eml",
+            "-out",
+            "keyid-signed.eml",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "cms",
+            "-encrypt",
+            "-keyid",
+            "-aes256",
+            "-in",
+            "keyid-signed.eml",
+            "-out",
+            "keyid.eml",
+            "-recip",
+            path(&pki.recipient.cert_path),
+        ],
+    );
+    let message = std::fs::read(d.join("keyid.eml")).unwrap();
+    let printed = String::from_utf8(openssl(
+        d,
+        &["cms", "-cmsout", "-print", "-in", "keyid.eml"],
+    ))
+    .unwrap();
+    assert!(printed.contains("subjectKeyIdentifier"), "{printed}");
+    let opened = open(&pki, &message).unwrap();
+    assert_eq!(opened.decrypted_with, 1);
+    assert_eq!(
+        opened.signer.to_der().unwrap(),
+        pki.sender.cert.to_der().unwrap()
+    );
+    assert_eq!(opened.inner, INNER.as_bytes());
+}
+
+/// An envelope (safe openssl API, PKCS#1 v1.5) around any content, with outer headers: lets
+/// the fuzz reach the readers behind decryption.
+fn envelope_around(pki: &Pki, content: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let mut certs = openssl::stack::Stack::new().unwrap();
+    certs.push(pki.recipient.cert.clone()).unwrap();
+    let der = CmsContentInfo::encrypt(
+        &certs,
+        content,
+        openssl::symm::Cipher::aes_128_cbc(),
+        CMSOptions::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap();
+    let mut m = b"From: sender@a.example\r\nTo: recipient@b.example\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    m.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(der)
+            .as_bytes(),
+    );
+    m
+}
+
+/// The multipart/signed entity inside a sealed message.
+fn signed_layer(pki: &Pki, sealed: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let text = String::from_utf8(sealed.to_vec()).unwrap();
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.replace("\r\n", ""))
+        .unwrap();
+    openssl::cms::CmsContentInfo::from_der(&der)
+        .unwrap()
+        .decrypt(&pki.recipient.key, &pki.recipient.cert)
+        .unwrap()
+}
+
+#[test]
 fn bad_messages_are_each_refused_with_their_reason() {
     let pki = pki::make();
     let d = pki.dir.path();
@@ -683,6 +778,13 @@ fn open_and_notification_parsing_never_panic_on_mutated_or_random_input() {
         date(),
     )
     .unwrap();
+    let signed = signed_layer(&pki, &base);
+    assert_eq!(
+        smime::open(&envelope_around(&pki, &signed), &keys)
+            .unwrap()
+            .inner,
+        INNER.as_bytes()
+    );
     let config = ProptestConfig {
         cases: 256,
         failure_persistence: None,
@@ -700,6 +802,8 @@ fn open_and_notification_parsing_never_panic_on_mutated_or_random_input() {
         if let Ok(m) = seal_as(&pki, &pki.sender, &[], &inner, Algorithms::default()) {
             let _ = smime::open(&m, &keys);
         }
+        // A valid envelope around a mutated signed entity (boundaries, signature, content).
+        let _ = smime::open(&envelope_around(&pki, &mutate(&signed, &muts)), &keys);
         let mutated_report = mutate(&report, &inner_muts);
         let _ = mdn::parse(&mutated_report);
         let _ = mdn::is_notification(&mutated_report);
