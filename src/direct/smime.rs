@@ -1232,6 +1232,31 @@ mod tests {
     }
 
     #[test]
+    fn long_recipient_lists_fold_and_read_back() {
+        let to: Vec<String> = (0..60).map(|i| format!("user{i}@b.example")).collect();
+        let env = Envelope {
+            from: "Alice <a@x.org>",
+            to: &to,
+            message_id: "<1@x.org>",
+            date: Utc::now(),
+            subject: "r\u{e9}sum\u{e9}",
+            request_final_delivery: true,
+        };
+        let h = outer_headers(&env, Cipher::Aes256Gcm, true).unwrap();
+        assert!(h.lines().all(|l| l.len() < 998));
+        assert!(h.contains("smime-type=authEnveloped-data"));
+        assert!(h.contains("Subject: =?utf-8?b?"));
+        let parsed = outer_headers_of(&entity::parse(h.as_bytes()).unwrap());
+        assert_eq!(parsed.to, to);
+        assert_eq!(parsed.from.as_deref(), Some("a@x.org"));
+        assert_eq!(
+            parsed.disposition_notification_to.as_deref(),
+            Some("a@x.org")
+        );
+        assert!(parsed.final_delivery_requested);
+    }
+
+    #[test]
     fn rejection_codes_are_stable() {
         assert_eq!(Rejection::TooDeep.code(), "too-deep");
         assert_eq!(Rejection::WeakDigest("SHA-1".into()).code(), "weak-digest");
