@@ -11,5 +11,5 @@ CREATE INDEX messages_smtp_message_id_idx ON messages (lower(smtp_message_id));
 -- A message from another HISP: the mail it came in, and where its MDNs go (its
 -- Disposition-Notification-To, else its From).
 ALTER TABLE messages
-    ADD COLUMN inbound_mail_id bigint REFERENCES inbound_mail (id),
+    ADD COLUMN inbound_mail_id uuid REFERENCES inbound_mail (id),
     ADD COLUMN notify_to       text;

@@ -1,5 +1,9 @@
 //! The Direct message formats, free of I/O and database: the RFC 5322/MIME message we build
-//! and read (`mime`), and the IHE XDM package (`xdm`).
+//! and read (`mime`), the IHE XDM package (`xdm`), S/MIME between HISPs (`smime`, over the
+//! bounded MIME reader in `entity`) and delivery notifications (`mdn`).
 
+pub mod entity;
+pub mod mdn;
 pub mod mime;
+pub mod smime;
 pub mod xdm;

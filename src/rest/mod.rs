@@ -10,6 +10,7 @@ pub mod mailbox;
 pub mod messaging;
 pub mod openapi;
 mod pki;
+mod transport;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -86,6 +87,7 @@ fn routes() -> Router<AppState> {
             axum::routing::put(messaging::put_address_status),
         )
         .route("/api/v1/reports/messages", get(messaging::message_report))
+        .route("/api/v1/transport/inbound", get(transport::list_inbound))
         .route("/api/v1/whoami", get(clients::whoami))
         .route(
             "/api/v1/clients",

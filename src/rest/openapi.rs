@@ -44,6 +44,7 @@ const TAG_MESSAGING: &str = "Messaging";
 const TAG_OAUTH: &str = "OAuth2";
 const TAG_VENDOR: &str = "Vendor set-up";
 const TAG_MESSAGING_OPS: &str = "Messaging administration";
+const TAG_TRANSPORT: &str = "Direct transport";
 const TAG_CLIENTS: &str = "Clients";
 const TAG_ACCOUNTS: &str = "Accounts";
 const TAG_CERTIFICATES: &str = "Certificates";
@@ -170,6 +171,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::delete_grant,
         operations::put_address_status,
         operations::message_report,
+        operations::list_inbound_mail,
         operations::whoami,
         operations::list_clients,
         operations::create_client,
@@ -208,6 +210,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_OAUTH, description = "Bearer tokens for vendor clients (client credentials grant)."),
         (name = TAG_VENDOR, description = "A vendor's webhook endpoints per Direct address and its webhook signing secret."),
         (name = TAG_MESSAGING_OPS, description = "Ops: which vendor may use which organization's addresses, address status and message reports."),
+        (name = TAG_TRANSPORT, description = "Ops: mail from other HISPs over the Direct transport, and what became of it."),
         (name = TAG_CLIENTS, description = "The caller itself, and (ops) managing API clients."),
         (name = TAG_ACCOUNTS, description = "Ops: resellers' debit accounts."),
         (name = TAG_CERTIFICATES, description = "Ops and officers: the certificates the gateway's CA issued."),
@@ -947,6 +950,28 @@ mod schemas {
         pub failure_detail: Option<String>,
     }
 
+    /// One mail from another HISP, as our SMTP listener took it.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct InboundMail {
+        pub id: uuid::Uuid,
+        pub received_at: chrono::DateTime<chrono::Utc>,
+        /// The connecting peer's IP address.
+        pub peer: String,
+        /// The name it gave in EHLO/HELO.
+        pub helo: String,
+        pub tls: bool,
+        /// The envelope sender; empty for the null sender of MDNs and DSNs.
+        pub mail_from: String,
+        pub rcpt_to: Vec<String>,
+        pub size: i64,
+        /// `received` (not processed yet), `accepted` or `rejected`.
+        pub state: String,
+        /// Why it was rejected, or `notification` for an MDN or DSN that was applied.
+        pub reason: Option<String>,
+        pub processed_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
     // -- clients --
 
     #[derive(Serialize, ToSchema)]
@@ -1307,7 +1332,7 @@ mod operations {
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
-        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_VENDOR, TAG_WEBHOOKS,
+        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_TRANSPORT, TAG_VENDOR, TAG_WEBHOOKS,
     };
 
     // -- messaging --
@@ -1658,6 +1683,28 @@ mod operations {
         security(("basicAuth" = []))
     )]
     pub fn message_report() {}
+
+    /// Inbound Direct mail
+    ///
+    /// Mail other HISPs handed to our SMTP listener, newest first, with its outcome: accepted
+    /// (delivered, or an MDN that was applied) or rejected with the reason (`code: detail`,
+    /// e.g. `untrusted-signer: …`, `bad-signature: …`). A rejected sender is told nothing.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/transport/inbound",
+        tag = TAG_TRANSPORT,
+        params(
+            ("state" = Option<String>, Query, description = "Only `received`, `accepted` or `rejected` mail."),
+            ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 100."),
+        ),
+        responses(
+            (status = 200, description = "The mail, without its bytes.", body = Vec<InboundMail>),
+            (status = 400, description = "`state` or `limit` is invalid (`invalid`, with `field`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_inbound_mail() {}
 
     // -- clients --
 

@@ -46,14 +46,14 @@ pub async fn mark_handed(
 /// One mail as the SMTP listener committed it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct InboundMail {
-    pub id: i64,
+    pub id: Uuid,
     pub mail_from: Option<String>,
     pub rcpt_to: Vec<String>,
     pub raw: Vec<u8>,
     pub state: String,
 }
 
-pub async fn inbound_mail(db: &PgPool, id: i64) -> Result<Option<InboundMail>, sqlx::Error> {
+pub async fn inbound_mail(db: &PgPool, id: Uuid) -> Result<Option<InboundMail>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, nullif(mail_from, '') AS mail_from, rcpt_to, raw, state
          FROM inbound_mail WHERE id = $1",
@@ -66,7 +66,7 @@ pub async fn inbound_mail(db: &PgPool, id: i64) -> Result<Option<InboundMail>, s
 /// The end of an inbound mail's processing: `accepted` or `rejected`, with the reason ops see.
 pub async fn finish_inbound(
     conn: &mut PgConnection,
-    id: i64,
+    id: Uuid,
     state: &str,
     reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
@@ -85,7 +85,7 @@ pub async fn finish_inbound(
 /// A message from another HISP, as it is stored for delivery to our addresses.
 pub struct NewInbound<'a> {
     pub id: Uuid,
-    pub inbound_mail_id: i64,
+    pub inbound_mail_id: Uuid,
     pub from_address: &'a str,
     pub smtp_message_id: &'a str,
     pub subject: Option<&'a str>,
@@ -177,5 +177,44 @@ pub async fn origin(db: &PgPool, message: Uuid) -> Result<Option<Origin>, sqlx::
     )
     .bind(message)
     .fetch_optional(db)
+    .await
+}
+
+/// One inbound mail as ops list it: everything but its bytes.
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundMailRow {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// The connecting peer's IP address.
+    pub peer: String,
+    pub helo: String,
+    pub tls: bool,
+    /// The envelope sender; empty for the null sender of MDNs and DSNs.
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub size: i64,
+    /// `received` (waiting to be processed), `accepted` or `rejected`.
+    pub state: String,
+    /// Why it was rejected (`code: detail`), or what an accepted one was (`notification`).
+    pub reason: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// The newest inbound mail first, `state` only when given, at most `limit`.
+pub async fn list_inbound(
+    db: &PgPool,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<InboundMailRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, received_at, host(peer) AS peer, helo, tls, mail_from, rcpt_to, size, state,
+                reason, processed_at
+         FROM inbound_mail WHERE ($1::text IS NULL OR state = $1)
+         ORDER BY received_at DESC, id DESC LIMIT $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(db)
     .await
 }

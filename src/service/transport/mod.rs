@@ -182,3 +182,15 @@ pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<TransportC
         async move { receive::receive(&db, &ctx, &job).await }
     });
 }
+
+/// Inbound mail listed at once at most.
+pub const MAX_LISTED: i64 = 500;
+
+/// Mail other HISPs sent us, newest first: what ops look at when a peer says "we sent it".
+pub async fn inbound_mail(
+    db: &PgPool,
+    state: Option<&str>,
+    limit: i64,
+) -> crate::error::AppResult<Vec<crate::store::transport::InboundMailRow>> {
+    Ok(crate::store::transport::list_inbound(db, state, limit.clamp(1, MAX_LISTED)).await?)
+}

@@ -32,7 +32,8 @@ const MAX_RECIPIENTS: usize = 100;
 
 pub async fn receive(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), JobError> {
     let id = job.payload["inboundId"]
-        .as_i64()
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
         .ok_or_else(|| JobError::Permanent("payload has no inboundId".into()))?;
     let Some(mail) = store::inbound_mail(db, id).await.map_err(transient)? else {
         return Err(JobError::Permanent("no such inbound mail".into()));
@@ -125,7 +126,7 @@ pub async fn receive(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(),
 async fn deliver(
     db: &PgPool,
     t: &TransportContext,
-    inbound_id: i64,
+    inbound_id: Uuid,
     opened: &Opened,
     from: &DirectAddress,
     recipients: &[DirectAddress],
@@ -194,7 +195,7 @@ async fn deliver(
     Ok(())
 }
 
-async fn accept(db: &PgPool, id: i64, note: Option<&str>) -> Result<(), JobError> {
+async fn accept(db: &PgPool, id: Uuid, note: Option<&str>) -> Result<(), JobError> {
     let mut conn = db.acquire().await.map_err(transient)?;
     store::finish_inbound(&mut conn, id, "accepted", note)
         .await
@@ -203,12 +204,12 @@ async fn accept(db: &PgPool, id: i64, note: Option<&str>) -> Result<(), JobError
     Ok(())
 }
 
-async fn reject(db: &PgPool, id: i64, reason: &str) -> Result<(), JobError> {
+async fn reject(db: &PgPool, id: Uuid, reason: &str) -> Result<(), JobError> {
     let mut conn = db.acquire().await.map_err(transient)?;
     store::finish_inbound(&mut conn, id, "rejected", Some(reason))
         .await
         .map_err(transient)?;
-    tracing::info!(inbound_id = id, reason, "inbound Direct mail rejected");
+    tracing::info!(inbound_id = %id, reason, "inbound Direct mail rejected");
     metrics::counter!("gateway_direct_received_total", "outcome" => "rejected").increment(1);
     Ok(())
 }

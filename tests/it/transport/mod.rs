@@ -301,7 +301,7 @@ impl Hisp {
 
     /// The state and reason of each mail our SMTP listener took, oldest first.
     pub async fn inbound_mail(&self) -> Vec<(String, Option<String>)> {
-        sqlx::query_as("SELECT state, reason FROM inbound_mail ORDER BY id")
+        sqlx::query_as("SELECT state, reason FROM inbound_mail ORDER BY received_at, id")
             .fetch_all(&self.f.app.db.pool)
             .await
             .unwrap()

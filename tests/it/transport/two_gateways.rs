@@ -185,3 +185,39 @@ async fn a_peer_that_is_down_is_retried_then_failed_once() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(sink.captured().len(), 1);
 }
+
+#[tokio::test]
+async fn mdns_late_or_repeated_change_nothing_and_are_never_answered() {
+    let (a, b) = pair().await;
+    // B's MDNs to Harbor are caught on the way, to be replayed to A in a bad order.
+    let (sink, addr) = SmtpSink::start().await;
+    b.route(HARBOR, addr);
+
+    // Dispatched is reported only when the sender asked for it.
+    let plain = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e07";
+    a.send(ADA, &[BEN], plain, false).await;
+    settle(&[&a, &b]).await;
+    assert_eq!(sink.captured().len(), 1, "processed only");
+
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e08";
+    a.send(ADA, &[BEN], id, true).await;
+    settle(&[&a, &b]).await;
+    let mdns = sink.captured();
+    assert_eq!(mdns.len(), 3, "processed and dispatched for the second");
+    let (processed, dispatched) = (&mdns[1].data, &mdns[2].data);
+    for raw in [dispatched, processed, dispatched] {
+        assert_eq!(inject(a.smtp(), None, &[ADA], raw).await, "250");
+    }
+    a.drain().await;
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
+    assert_eq!(
+        a.notifications(id, BEN),
+        [("Success".to_owned(), "dispatched".to_owned())],
+        "the late processed and the repeated dispatched change nothing"
+    );
+    let replays = a.inbound_mail().await;
+    assert_eq!(replays.len(), 3, "{replays:?}");
+    // A answered none of them: B received only the two messages.
+    settle(&[&a, &b]).await;
+    assert_eq!(b.inbound_mail().await.len(), 2);
+}
