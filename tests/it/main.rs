@@ -17,4 +17,5 @@ mod messaging;
 mod openapi;
 mod pki;
 mod shutdown;
+mod smtp;
 mod soap;
