@@ -94,6 +94,7 @@ fn message(subject: &str) -> Vec<u8> {
     m
 }
 
+#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     peer: String,
@@ -107,36 +108,13 @@ struct Row {
 }
 
 async fn rows(db: &PgPool) -> Vec<Row> {
-    let rows: Vec<(
-        Uuid,
-        String,
-        String,
-        bool,
-        String,
-        Vec<String>,
-        Vec<u8>,
-        i64,
-        String,
-    )> = sqlx::query_as(
-        "SELECT id, host(peer), helo, tls, mail_from, rcpt_to, raw, size, state
-             FROM inbound_mail ORDER BY received_at, id",
+    sqlx::query_as(
+        "SELECT id, host(peer) AS peer, helo, tls, mail_from, rcpt_to, raw, size, state
+         FROM inbound_mail ORDER BY received_at, id",
     )
     .fetch_all(db)
     .await
-    .unwrap();
-    rows.into_iter()
-        .map(|r| Row {
-            id: r.0,
-            peer: r.1,
-            helo: r.2,
-            tls: r.3,
-            mail_from: r.4,
-            rcpt_to: r.5,
-            raw: r.6,
-            size: r.7,
-            state: r.8,
-        })
-        .collect()
+    .unwrap()
 }
 
 /// The `direct.receive` jobs' inbound ids.
@@ -668,6 +646,34 @@ async fn sessions_over_the_caps_are_turned_away() {
     let mut two = Client::connect(smtp_of(&app)).await;
     let said = two.until_closed(Duration::from_secs(5)).await;
     assert!(said.starts_with("421 4.7.0"), "{said:?}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_transaction_finish_and_closes_idle_sessions() {
+    let app = gateway(|_| {}).await;
+    let pool = app.db.pool.clone();
+    let addr = smtp_of(&app);
+    let mut idle = greeted(&app).await;
+    let mut busy = greeted(&app).await;
+    busy.expect(&format!("MAIL FROM:<{PEER}>"), 250, "2.1.0")
+        .await;
+    busy.expect(&format!("RCPT TO:<{BEN}>"), 250, "2.1.5").await;
+    busy.expect("DATA", 354, "").await;
+    busy.send(b"Subject: in flight\r\n\r\n").await;
+
+    let stopping = tokio::spawn(app.stop());
+    let said = idle.until_closed(Duration::from_secs(10)).await;
+    assert!(said.starts_with("421 4.3.2"), "{said:?}");
+    // No new sessions.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    // The message under way is still taken, then the session is closed.
+    busy.send(b"the end\r\n.\r\n").await;
+    assert_eq!(busy.reply().await.0, 250);
+    let said = busy.until_closed(Duration::from_secs(10)).await;
+    assert!(said.starts_with("421 4.3.2"), "{said:?}");
+    stopping.await.unwrap();
+    assert_eq!(count(&pool, "inbound_mail").await, 1);
 }
 
 #[tokio::test]
