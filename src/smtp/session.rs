@@ -19,6 +19,9 @@ use crate::service::mail_intake::{self, Received, Recipient};
 /// A command line longer than this (CRLF included) is refused with 500 5.5.2. RFC 5321 allows
 /// commands 512 octets; MAIL/RCPT parameters from real MTAs can run longer, so we are lenient.
 pub const MAX_COMMAND_LINE: usize = 1000;
+/// Refusals (5xx) one session may collect before it is closed with 421: a peer guessing
+/// addresses, or one that is not speaking SMTP, costs at most this many lookups a connection.
+pub const MAX_REFUSALS: usize = 100;
 /// Bytes read from the peer at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -93,6 +96,7 @@ where
         helo: None,
         from: None,
         rcpts: Vec::new(),
+        refusals: 0,
     };
     if !tls {
         s.reply(220, &format!("{} ESMTP Direct HISP ready", ctx.hostname));
@@ -142,6 +146,8 @@ struct Session<'c, S> {
     helo: Option<(String, bool)>,
     from: Option<String>,
     rcpts: Vec<String>,
+    /// 5xx replies given so far.
+    refusals: usize,
 }
 
 enum Next {
@@ -162,6 +168,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
                 if let Next::End(end) = self.command(&line).await? {
                     return Ok(end);
+                }
+                if self.refusals > MAX_REFUSALS {
+                    self.reply(421, "4.7.0 Too many errors, closing");
+                    let _ = self.flush().await;
+                    return Err(Stop::Eof);
                 }
             }
             if self.buf.len() > MAX_COMMAND_LINE {
@@ -441,6 +452,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     }
 
     fn reply(&mut self, code: u16, text: &str) {
+        if code >= 500 {
+            self.refusals += 1;
+        }
         self.out
             .extend_from_slice(format!("{code} {text}\r\n").as_bytes());
     }

@@ -677,6 +677,31 @@ async fn shutdown_lets_a_transaction_finish_and_closes_idle_sessions() {
 }
 
 #[tokio::test]
+async fn a_peer_that_keeps_getting_refused_is_closed() {
+    let app = gateway(|_| {}).await;
+    let mut c = greeted(&app).await;
+    c.expect(&format!("MAIL FROM:<{PEER}>"), 250, "2.1.0").await;
+    // Guessing addresses: each guess is a lookup, and there are only so many a connection.
+    let guesses: String = (0..=hisp_gateway::smtp::session::MAX_REFUSALS)
+        .map(|i| format!("RCPT TO:<guess{i}@{DOMAIN}>\r\n"))
+        .collect();
+    c.send(guesses.as_bytes()).await;
+    let said = c.until_closed(Duration::from_secs(20)).await;
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        lines.len(),
+        hisp_gateway::smtp::session::MAX_REFUSALS + 2,
+        "{said}"
+    );
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("550 5.1.1"))
+    );
+    assert!(lines.last().unwrap().starts_with("421 4.7.0"), "{said}");
+}
+
+#[tokio::test]
 async fn a_disabled_listener_binds_nothing() {
     let app = gateway(|c| c.smtp.enabled = false).await;
     assert_eq!(app.smtp, None);
