@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestOptions, count, gateway_command, test_config};
+use crate::helpers::{TestApp, TestOptions, count, test_config};
 
 const DOMAIN: &str = "lakeside.direct.example.org";
 const BEN: &str = "ben@lakeside.direct.example.org";
@@ -710,30 +710,51 @@ async fn a_disabled_listener_binds_nothing() {
 // ---- a crash ---------------------------------------------------------------------------------
 
 /// kill -9 while messages stream in: every message answered 250 is in `inbound_mail` after
-/// a restart on the same database (and none answered otherwise is counted as delivered).
+/// a restart on the same data folder (the embedded PostgreSQL, with fsync and synchronous
+/// commits as in production).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_answered_250_survives_a_sigkill() {
-    use crate::helpers::process::GatewayProcess;
+    use std::os::unix::fs::PermissionsExt;
 
-    let db = crate::helpers::TestDb::new().await;
+    use crate::binary::{StopClusterOnDrop, embedded};
+    use crate::helpers::process::{GatewayProcess, wait_ready};
+
+    let dir = tempfile::Builder::new()
+        .prefix("gw-smtp-")
+        .tempdir()
+        .unwrap();
+    // When the tests run as root the database runs as the postgres user, who must reach it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("var/postgres");
+    let _cleanup = StopClusterOnDrop(data.clone());
+    let server = || {
+        let mut cmd = embedded(&data);
+        // Jobs stay queued, so the rows and jobs counted are the listener's alone.
+        cmd.env("GW_JOBS__CONCURRENCY", "1")
+            .env("GW_JOBS__POLL_INTERVAL", "1h");
+        cmd
+    };
+    let gw = GatewayProcess::start(server());
+    wait_ready(&gw.url("/readyz")).await;
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            hisp_gateway::store::embedded::EmbeddedPostgres::connect_options_at(
+                &data,
+                "hisp_gateway",
+            ),
+        )
+        .await
+        .unwrap();
     let reseller = hisp_gateway::service::clients::create(
-        &db.pool,
+        &db,
         ClientKind::Reseller,
         "reseller",
         &hisp_gateway::service::Actor::cli(),
     )
     .await
     .unwrap();
-    host_domain_on(&db.pool, reseller.client.id).await;
-    let server = || {
-        let mut cmd = gateway_command();
-        cmd.env("DATABASE_URL", &db.url)
-            // Jobs stay queued, so the rows and jobs counted are the listener's alone.
-            .env("GW_JOBS__CONCURRENCY", "1")
-            .env("GW_JOBS__POLL_INTERVAL", "1h");
-        cmd
-    };
-    let gw = GatewayProcess::start(server());
+    host_domain_on(&db, reseller.client.id).await;
     let addr = gw.smtp.expect("the binary logs its SMTP address");
 
     // Four senders, each a session sending message after message, noting each 250.
@@ -799,10 +820,11 @@ async fn every_message_answered_250_survives_a_sigkill() {
         answered.push(tag);
     }
 
+    // The crash left the database running (its own process group); the next start adopts it.
     let gw = GatewayProcess::start(server());
-    crate::helpers::process::wait_ready(&gw.url("/readyz")).await;
+    wait_ready(&gw.url("/readyz")).await;
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT raw FROM inbound_mail")
-        .fetch_all(&db.pool)
+        .fetch_all(&db)
         .await
         .unwrap();
     let stored: std::collections::HashSet<String> = stored
@@ -822,7 +844,7 @@ async fn every_message_answered_250_survives_a_sigkill() {
     }
     // Each stored message has its job.
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'direct.receive'")
-        .fetch_one(&db.pool)
+        .fetch_one(&db)
         .await
         .unwrap();
     assert_eq!(jobs as usize, stored.len());
@@ -830,6 +852,15 @@ async fn every_message_answered_250_survives_a_sigkill() {
     // A restarted gateway listens again.
     let mut c = Client::connect(gw.smtp.unwrap()).await;
     assert_eq!(c.reply().await.0, 220);
+    drop(c);
+    db.close().await;
+    let (status, log) = gw.terminate();
+    assert!(status.success(), "{log}");
+    // No message content reaches the log.
+    assert!(
+        !log.contains(&"y".repeat(100)) && !log.contains("crash-0-"),
+        "{log}"
+    );
 }
 
 // ---- random input ------------------------------------------------------------------------
