@@ -7,6 +7,7 @@ pub mod demo;
 pub mod health;
 pub mod identity_import;
 pub mod jobs;
+pub mod mail_intake;
 pub mod messaging;
 pub mod pki;
 pub mod provisioning;

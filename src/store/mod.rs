@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod embedded;
 pub mod identities;
+pub mod inbound_mail;
 pub mod jobs;
 pub mod liveness;
 pub mod mailbox;

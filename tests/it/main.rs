@@ -18,5 +18,6 @@ mod messaging;
 mod openapi;
 mod pki;
 mod shutdown;
+mod smtp;
 mod soap;
 mod transport;
