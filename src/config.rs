@@ -58,6 +58,7 @@ pub struct Config {
     pub offers: OffersConfig,
     pub messaging: MessagingConfig,
     pub webhooks: WebhooksConfig,
+    pub trust: TrustConfig,
 }
 
 /// Where pushes to URLs that clients registered may go.
@@ -66,6 +67,18 @@ pub struct WebhooksConfig {
     /// Blocks of loopback, private, link-local… addresses pushes may reach after all (tests,
     /// on-premise installs whose vendors sit on the same network). Empty by default.
     pub allow_private: Vec<crate::egress::Cidr>,
+}
+
+/// Fetching what trust decisions need from peers' URLs: trust bundles and CRLs (through the
+/// egress guard, with `webhooks.allow_private` as its allow list).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrustConfig {
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+    /// A bundle or CRL larger than this is refused.
+    pub max_fetch_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub bundle_refresh_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,7 @@ pub mod provisioning;
 pub mod reports;
 pub mod sessions;
 pub mod supervisor;
+pub mod trust;
 
 use std::str::FromStr;
 
