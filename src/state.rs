@@ -13,6 +13,7 @@ use crate::jobs::{JobRegistry, RetryPolicy};
 use crate::limits::{Admission, RateLimiter};
 use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
+use crate::service::trust::TrustContext;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +26,7 @@ pub struct AppState {
     pub messaging: Arc<MessagingContext>,
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
+    pub trust: Arc<TrustContext>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
                 config.security.throttle_policy(),
             ))),
             clock: Clock::default(),
+            trust: Arc::new(TrustContext::from_config(&config)),
             config: Arc::new(config),
             db,
         }
@@ -60,6 +63,7 @@ impl AppState {
             self.db.clone(),
             self.messaging.clone(),
         );
+        crate::service::trust::register_jobs(&mut r, self.db.clone(), self.trust.clone());
         r
     }
 }
