@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod messaging;
 mod serve;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub use client::ClientCommand;
 pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
+pub use trust::TrustCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +73,9 @@ pub enum Command {
     /// REST messaging: which vendor may use which organization's addresses.
     #[command(subcommand)]
     Messaging(MessagingCommand),
+    /// Trust: anchors per domain, peer certificates, trust bundles.
+    #[command(subcommand)]
+    Trust(TrustCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -142,6 +147,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Ca(c) => ca::run(c, &ctx).await?,
         Command::Account(c) => account::run(c, &ctx).await?,
         Command::Messaging(c) => messaging::run(c, &ctx).await?,
+        Command::Trust(c) => trust::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
