@@ -18,3 +18,4 @@ mod openapi;
 mod pki;
 mod shutdown;
 mod soap;
+mod trust;
