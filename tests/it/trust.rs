@@ -336,6 +336,19 @@ fn each_problem_of_a_certificate_is_told_apart() {
         matches!(check(&sha1, &to_bob, now), Err(CertProblem::WeakKey(m)) if m.contains("sha1"))
     );
 
+    // A public key of an algorithm nobody knows (the rsaEncryption OID bent to 1.1.99).
+    let mut der = good.to_der().unwrap();
+    let rsa_oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    let at = der
+        .windows(rsa_oid.len())
+        .position(|w| w == rsa_oid)
+        .unwrap();
+    der[at + rsa_oid.len() - 1] = 99;
+    let odd = X509::from_der(&der).expect("the certificate still parses");
+    assert_eq!(check(&odd, &to_bob, now), Err(CertProblem::Unreadable));
+
     let alice = addr("alice@peer.example");
     assert_eq!(
         check(&good, &Target::Address(&alice), now),
@@ -908,6 +921,17 @@ async fn a_bundle_refresh_replaces_its_anchors_and_a_failure_keeps_them() {
     );
     let ops = app.create_client(ClientKind::Ops).await;
     files.put("/bundle.p7b", 200, bundle(tmp.path(), &[&a, &b]));
+
+    // A URL the egress guard refuses is refused when given.
+    let r = app
+        .post_json_as(
+            "/api/v1/trust/bundles",
+            &ops,
+            &json!({"domain": "hosted.example", "url": "http://10.1.2.3/bundle.p7b"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "url");
 
     let r = app
         .post_json_as(

@@ -12,6 +12,8 @@ use crate::store;
 
 /// A certificate names at most this many CRL URLs we try.
 const MAX_POINTS: usize = 4;
+/// One decision looks at most this many CRLs (each fetch has its own timeout).
+const MAX_CRLS: usize = 8;
 
 /// The CRLs the certificates of one decision point to, by URL.
 #[derive(Default)]
@@ -51,11 +53,16 @@ impl Crls {
         now: DateTime<Utc>,
     ) -> Self {
         let mut crls = Crls::default();
+        let mut tried = 0;
         for cert in certs.iter().take(crate::direct::validate::MAX_CHAIN + 1) {
             for url in points(cert) {
                 if crls.by_url.contains_key(&url) {
                     continue;
                 }
+                if tried >= MAX_CRLS {
+                    return crls;
+                }
+                tried += 1;
                 match load(db, ctx, &url, now).await {
                     Ok(crl) => {
                         crls.by_url.insert(url, crl);

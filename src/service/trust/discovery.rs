@@ -241,8 +241,10 @@ impl Discovery {
         Ok(())
     }
 
-    /// `validate::check` with the CRLs of the certificates involved fetched first. A CRL that
-    /// cannot be had leaves revocation unknown, which is accepted (and logged by `Crls`).
+    /// `validate::check` with the CRLs of the certificates involved. CRLs are fetched only for
+    /// a certificate that passes every other check, so a peer offering many bad certificates
+    /// costs no fetches. A CRL that cannot be had leaves revocation unknown, which is accepted
+    /// (and logged by `Crls`).
     async fn judge(
         &self,
         cert: &X509,
@@ -252,6 +254,7 @@ impl Discovery {
         now: DateTime<Utc>,
     ) -> Result<(), CertProblem> {
         let chain = &chain[..chain.len().min(validate::MAX_CHAIN)];
+        validate::check(cert, chain, anchors, target, now, &|_, _| None)?;
         let mut involved: Vec<&X509> = vec![cert];
         involved.extend(chain.iter());
         let crls = Crls::gather(&self.db, &self.ctx, &involved, now).await;
