@@ -1070,3 +1070,135 @@ async fn a_bundle_refresh_replaces_its_anchors_and_a_failure_keeps_them() {
             .is_empty()
     );
 }
+
+// ---- missing intermediates -----------------------------------------------------------------
+
+#[tokio::test]
+async fn an_intermediate_left_out_is_fetched_from_the_aia_url() {
+    let app = TestApp::spawn().await;
+    let files = FileServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Ca::new(tmp.path(), "aiaroot");
+    let dir = root.dir.clone();
+    std::fs::write(
+        dir.join("inter.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    run(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "inter.key",
+            "-out",
+            "inter.csr",
+            "-subj",
+            "/CN=AIA Inter",
+        ],
+    );
+    run(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "inter.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "9",
+            "-days",
+            "365",
+            "-sha256",
+            "-extfile",
+            "inter.ext",
+            "-outform",
+            "DER",
+            "-out",
+            "inter.der",
+        ],
+    );
+    std::fs::write(
+        dir.join("l.ext"),
+        format!(
+            "subjectAltName=email:bob@peer.example\nauthorityInfoAccess=caIssuers;URI:{}\n",
+            files.url("/inter.der")
+        ),
+    )
+    .unwrap();
+    run(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "l.key",
+            "-out",
+            "l.csr",
+            "-subj",
+            "/CN=AIA Leaf",
+        ],
+    );
+    run(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "l.csr",
+            "-CA",
+            "inter.der",
+            "-CAform",
+            "DER",
+            "-CAkey",
+            "inter.key",
+            "-set_serial",
+            "10",
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            "l.ext",
+            "-out",
+            "l.pem",
+        ],
+    );
+    trust::add_anchors(
+        &app.db.pool,
+        "hosted.example",
+        pem(&root.pem_path()).as_bytes(),
+        &hisp_gateway::service::Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let discovery = Discovery::new(app.db.pool.clone(), app.state.trust.clone());
+    let leaf = cert(&dir.join("l.pem"));
+    let bob = addr("bob@peer.example");
+    let now = Utc::now() + Duration::minutes(1);
+
+    // Not served yet: no path.
+    let err = discovery
+        .check_signer(&leaf, &[], "hosted.example", &bob, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CertProblem::Untrusted(_)), "{err:?}");
+    files.put(
+        "/inter.der",
+        200,
+        std::fs::read(dir.join("inter.der")).unwrap(),
+    );
+    discovery
+        .check_signer(&leaf, &[], "hosted.example", &bob, now)
+        .await
+        .unwrap();
+}

@@ -241,7 +241,8 @@ impl Discovery {
         Ok(())
     }
 
-    /// `validate::check` with the CRLs of the certificates involved. CRLs are fetched only for
+    /// `validate::check` with the CRLs of the certificates involved, and the intermediates the
+    /// certificate's AIA points to when the path needs them. CRLs are fetched only for
     /// a certificate that passes every other check, so a peer offering many bad certificates
     /// costs no fetches. A CRL that cannot be had leaves revocation unknown, which is accepted
     /// (and logged by `Crls`).
@@ -253,8 +254,18 @@ impl Discovery {
         target: &Target<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), CertProblem> {
-        let chain = &chain[..chain.len().min(validate::MAX_CHAIN)];
-        validate::check(cert, chain, anchors, target, now, &|_, _| None)?;
+        let mut chain = chain[..chain.len().min(validate::MAX_CHAIN)].to_vec();
+        let mut verdict = validate::check(cert, &chain, anchors, target, now, &|_, _| None);
+        if matches!(verdict, Err(CertProblem::Untrusted(_))) && !anchors.is_empty() {
+            // The peer may have left out intermediates its AIA points to.
+            let issuers = super::aia::chase(&self.ctx, cert).await;
+            if !issuers.is_empty() {
+                chain.extend(issuers);
+                verdict = validate::check(cert, &chain, anchors, target, now, &|_, _| None);
+            }
+        }
+        verdict?;
+        let chain = &chain[..];
         let mut involved: Vec<&X509> = vec![cert];
         involved.extend(chain.iter());
         let crls = Crls::gather(&self.db, &self.ctx, &involved, now).await;

@@ -10,6 +10,7 @@
 //! ever asked for a hosted domain (the sender's outbound, the recipient's inbound), and a
 //! peer's domain trusting our root is that peer's own decision, made on its side.
 
+mod aia;
 pub mod crl;
 pub mod discovery;
 mod fetch;
@@ -51,6 +52,7 @@ pub struct TrustContext {
     pub max_fetch_bytes: usize,
     pub refresh_interval: Duration,
     client: reqwest::Client,
+    issuers: aia::IssuerCache,
 }
 
 impl TrustContext {
@@ -65,6 +67,7 @@ impl TrustContext {
             max_fetch_bytes: t.max_fetch_bytes,
             refresh_interval: t.bundle_refresh_interval,
             client,
+            issuers: aia::IssuerCache::default(),
         }
     }
 }
