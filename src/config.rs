@@ -59,6 +59,7 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub webhooks: WebhooksConfig,
     pub transport: TransportConfig,
+    pub trust: TrustConfig,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.
@@ -95,6 +96,18 @@ pub struct WebhooksConfig {
     /// Blocks of loopback, private, link-local… addresses pushes may reach after all (tests,
     /// on-premise installs whose vendors sit on the same network). Empty by default.
     pub allow_private: Vec<crate::egress::Cidr>,
+}
+
+/// Fetching what trust decisions need from peers' URLs: trust bundles and CRLs (through the
+/// egress guard, with `webhooks.allow_private` as its allow list).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrustConfig {
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+    /// A bundle or CRL larger than this is refused.
+    pub max_fetch_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub bundle_refresh_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ pub mod provisioning;
 pub mod reports;
 pub mod sessions;
 pub mod transport;
+pub mod trust;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]

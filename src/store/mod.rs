@@ -18,6 +18,7 @@ pub mod reports;
 pub mod sessions;
 pub mod supervisor;
 pub mod transport;
+pub mod trust;
 
 use std::str::FromStr;
 

@@ -21,3 +21,4 @@ mod shutdown;
 mod smtp;
 mod soap;
 mod transport;
+mod trust;
