@@ -258,6 +258,7 @@ async fn soap_registration(pool: sqlx::PgPool) -> anyhow::Result<()> {
 fn bench_config() -> Config {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.smtp.listen = "127.0.0.1:0".parse().unwrap();
     config.security.identity_hash_key = Secret::new("bench-identity-key-0123456789abcdef0123");
     config.ca.key_encryption_key = Secret::new("bench-key-encryption-key-0123456789abcdef");
     config

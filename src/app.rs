@@ -19,6 +19,7 @@ pub struct App {
     listener: tokio::net::TcpListener,
     worker: Worker,
     outer: Option<OuterLayer>,
+    smtp: Option<crate::smtp::Listener>,
 }
 
 /// Something put around the whole router: the test suite's check of every JSON answer against
@@ -38,6 +39,11 @@ impl App {
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
+        let smtp = if config.smtp.enabled {
+            Some(crate::smtp::Listener::bind(&config).await?)
+        } else {
+            None
+        };
         let jobs = config.jobs.clone();
         let state = AppState::new(config, db);
         let mut registry = state.job_registry();
@@ -48,12 +54,18 @@ impl App {
             listener,
             worker,
             outer: None,
+            smtp,
         })
     }
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Where the inbound SMTP listener listens; None when `smtp.enabled` is off.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(crate::smtp::Listener::local_addr)
     }
 
     pub fn state(&self) -> &AppState {
@@ -85,6 +97,10 @@ impl App {
                 .context("scheduling recurring jobs")?;
         }
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
+        // SMTP sessions in a transaction get the same grace as requests.
+        let smtp = self
+            .smtp
+            .map(|l| tokio::spawn(l.serve(self.state.clone(), shutdown.clone(), grace)));
         let mut router = router(self.state.clone());
         if let Some(outer) = self.outer {
             router = outer(router);
@@ -97,6 +113,9 @@ impl App {
             _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(?grace, "in-flight requests did not finish within the shutdown grace period");
             }
+        }
+        if let Some(s) = smtp {
+            s.await.context("SMTP listener panicked")?;
         }
         if let Some(w) = worker {
             w.await.context("job worker panicked")?;

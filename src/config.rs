@@ -59,6 +59,7 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub webhooks: WebhooksConfig,
     pub transport: TransportConfig,
+    pub trust: TrustConfig,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.
@@ -95,6 +96,18 @@ pub struct WebhooksConfig {
     /// Blocks of loopback, private, link-local… addresses pushes may reach after all (tests,
     /// on-premise installs whose vendors sit on the same network). Empty by default.
     pub allow_private: Vec<crate::egress::Cidr>,
+}
+
+/// Fetching what trust decisions need from peers' URLs: trust bundles and CRLs (through the
+/// egress guard, with `webhooks.allow_private` as its allow list).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrustConfig {
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+    /// A bundle or CRL larger than this is refused.
+    pub max_fetch_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub bundle_refresh_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +245,30 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SmtpConfig {
     pub listen: SocketAddr,
+    /// Off: no listener is bound (a gateway that only serves HTTP).
+    pub enabled: bool,
+    /// Name in the banner, the EHLO answer and our Received: headers; empty means the host of
+    /// `http.public_base_url`.
+    pub hostname: String,
+    /// Largest message (advertised as SIZE); larger ones get 552 5.3.4.
+    pub max_message_bytes: usize,
+    /// Recipients of one transaction at most; more get 452 4.5.3 (the client sends them later).
+    pub max_recipients: usize,
+    /// Open sessions at most, in all and from one address; more get 421 4.7.0 and are closed.
+    pub max_sessions: usize,
+    pub max_sessions_per_address: usize,
+    /// Longest wait for a command line (and for each write); then 421 and the end.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Longest wait for the next bytes of a message after DATA.
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+    /// PEM files of the STARTTLS certificate (chain) and its key; both empty means a
+    /// self-signed certificate generated at start (for development).
+    pub tls_certificate: String,
+    pub tls_key: String,
+    /// MAIL before STARTTLS gets 530 5.7.0.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -411,6 +448,22 @@ impl Config {
         anyhow::ensure!(
             self.ca.crl_validity.as_secs() >= 3600,
             "ca.crl_validity must be at least 1h"
+        );
+        let smtp = &self.smtp;
+        anyhow::ensure!(
+            smtp.max_message_bytes > 0
+                && smtp.max_recipients > 0
+                && smtp.max_sessions > 0
+                && smtp.max_sessions_per_address > 0,
+            "smtp.max_message_bytes, max_recipients, max_sessions and max_sessions_per_address must be positive"
+        );
+        anyhow::ensure!(
+            !smtp.command_timeout.is_zero() && !smtp.data_timeout.is_zero(),
+            "smtp.command_timeout and smtp.data_timeout must be positive"
+        );
+        anyhow::ensure!(
+            smtp.tls_certificate.is_empty() == smtp.tls_key.is_empty(),
+            "smtp.tls_certificate and smtp.tls_key go together: set both or neither"
         );
         let m = &self.messaging;
         anyhow::ensure!(

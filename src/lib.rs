@@ -20,6 +20,7 @@ pub mod memory;
 pub mod ops;
 pub mod rest;
 pub mod service;
+pub mod smtp;
 pub mod soap;
 pub mod state;
 pub mod store;

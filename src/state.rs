@@ -14,6 +14,7 @@ use crate::limits::{Admission, RateLimiter};
 use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
 use crate::service::transport::TransportContext;
+use crate::service::trust::TrustContext;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,7 @@ pub struct AppState {
     pub transport: Arc<TransportContext>,
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
+    pub trust: Arc<TrustContext>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
                 config.security.throttle_policy(),
             ))),
             clock: Clock::default(),
+            trust: Arc::new(TrustContext::from_config(&config)),
             config: Arc::new(config),
             db,
         }
@@ -80,6 +83,7 @@ impl AppState {
             self.messaging.clone(),
         );
         crate::service::transport::register_jobs(&mut r, self.db.clone(), self.transport.clone());
+        crate::service::trust::register_jobs(&mut r, self.db.clone(), self.trust.clone());
         r
     }
 }

@@ -11,6 +11,7 @@ mod jobs;
 mod messaging;
 mod serve;
 mod transport;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
 pub use transport::TransportCommand;
+pub use trust::TrustCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +78,9 @@ pub enum Command {
     /// The Direct transport: mail from other HISPs and what became of it.
     #[command(subcommand)]
     Transport(TransportCommand),
+    /// Trust: anchors per domain, peer certificates, trust bundles.
+    #[command(subcommand)]
+    Trust(TrustCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -148,6 +153,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Account(c) => account::run(c, &ctx).await?,
         Command::Messaging(c) => messaging::run(c, &ctx).await?,
         Command::Transport(c) => transport::run(c, &ctx).await?,
+        Command::Trust(c) => trust::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,9 @@ pub async fn serve(config: Config, db: &Database) -> anyhow::Result<ExitCode> {
         );
     }
     let app = App::build(config, db.pool.clone(), JobRegistry::new()).await?;
+    if let Some(addr) = app.smtp_addr() {
+        tracing::info!(%addr, "smtp listening");
+    }
     tracing::info!(addr = %app.local_addr(), "http listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));

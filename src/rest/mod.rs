@@ -11,6 +11,7 @@ pub mod messaging;
 pub mod openapi;
 mod pki;
 mod transport;
+mod trust;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -123,6 +124,34 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/certificates/{serial}/pkcs12",
             post(pki::certificate_pkcs12),
+        )
+        .route(
+            "/api/v1/trust/anchors",
+            get(trust::list_anchors).post(trust::add_anchors),
+        )
+        .route(
+            "/api/v1/trust/anchors/{id}",
+            axum::routing::delete(trust::remove_anchor),
+        )
+        .route(
+            "/api/v1/trust/peer-certificates",
+            get(trust::list_peers).post(trust::add_peers),
+        )
+        .route(
+            "/api/v1/trust/peer-certificates/{id}",
+            axum::routing::delete(trust::remove_peer),
+        )
+        .route(
+            "/api/v1/trust/bundles",
+            get(trust::list_bundles).post(trust::add_bundle),
+        )
+        .route(
+            "/api/v1/trust/bundles/{id}",
+            axum::routing::delete(trust::remove_bundle),
+        )
+        .route(
+            "/api/v1/trust/bundles/{id}/refresh",
+            post(trust::refresh_bundle),
         )
         .route("/pki/root.crt", get(pki::root_der))
         .route("/pki/root.pem", get(pki::root_pem))

@@ -48,6 +48,7 @@ const TAG_TRANSPORT: &str = "Direct transport";
 const TAG_CLIENTS: &str = "Clients";
 const TAG_ACCOUNTS: &str = "Accounts";
 const TAG_CERTIFICATES: &str = "Certificates";
+const TAG_TRUST: &str = "Trust";
 const TAG_PKI: &str = "Public PKI";
 const TAG_HEALTH: &str = "Health";
 const TAG_SOAP: &str = "SOAP";
@@ -186,6 +187,16 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::get_certificate_der,
         operations::revoke_certificate,
         operations::export_pkcs12,
+        operations::add_trust_anchors,
+        operations::list_trust_anchors,
+        operations::remove_trust_anchor,
+        operations::add_peer_certificates,
+        operations::list_peer_certificates,
+        operations::remove_peer_certificate,
+        operations::add_trust_bundle,
+        operations::list_trust_bundles,
+        operations::remove_trust_bundle,
+        operations::refresh_trust_bundle,
         operations::root_certificate_der,
         operations::root_certificate_pem,
         operations::issuing_certificate_der,
@@ -214,6 +225,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_CLIENTS, description = "The caller itself, and (ops) managing API clients."),
         (name = TAG_ACCOUNTS, description = "Ops: resellers' debit accounts."),
         (name = TAG_CERTIFICATES, description = "Ops and officers: the certificates the gateway's CA issued."),
+        (name = TAG_TRUST, description = "Ops: which anchors each hosted domain trusts (uploads, trust bundles), and certificates of peers without DNS CERT."),
         (name = TAG_PKI, description = "Trust anchors and CRLs, public: what peers fetch through the AIA and CRL URLs of our certificates."),
         (name = TAG_HEALTH, description = "Probes and metrics for operators and load balancers."),
         (name = TAG_SOAP, description = "The Organization Registration SOAP service, described by its WSDL."),
@@ -1321,6 +1333,92 @@ mod schemas {
         Flat(InboundMessageFlat),
         Envelope(InboundMessageEnvelope),
     }
+
+    // -- trust --
+
+    #[derive(Serialize, ToSchema)]
+    pub struct AnchorUpload {
+        /// The hosted domain that is to trust these anchors.
+        #[schema(example = "direct.clinic.example.org")]
+        pub domain: String,
+        /// One or more PEM CA certificates (`-----BEGIN CERTIFICATE-----`).
+        pub pem: String,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum AnchorSource {
+        Upload,
+        Bundle,
+    }
+
+    /// A trust anchor of a domain.
+    #[derive(Serialize, ToSchema)]
+    pub struct TrustAnchor {
+        pub id: i64,
+        #[schema(example = "direct.clinic.example.org")]
+        pub domain: String,
+        /// SHA-256 of the DER, lower-case hex.
+        pub fingerprint: String,
+        pub subject: String,
+        pub not_after: DateTime<Utc>,
+        pub source: AnchorSource,
+        /// The bundle it came from (source `bundle`).
+        pub bundle_id: Option<i64>,
+        pub created_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    pub struct PeerCertificateUpload {
+        /// A peer domain, for domain-bound certificates (give this or `address`).
+        #[schema(example = "direct.peer.example.com")]
+        pub domain: Option<String>,
+        /// A peer address, for address-bound certificates (give this or `domain`).
+        #[schema(example = "dr.who@direct.peer.example.com")]
+        pub address: Option<String>,
+        /// One or more PEM certificates, each bound to the domain or address.
+        pub pem: String,
+    }
+
+    /// A certificate configured for a peer that publishes none in DNS.
+    #[derive(Serialize, ToSchema)]
+    pub struct PeerCertificate {
+        pub id: i64,
+        pub domain: String,
+        /// The address it is for; null for the whole domain.
+        pub address: Option<String>,
+        pub fingerprint: String,
+        pub subject: String,
+        pub not_after: DateTime<Utc>,
+        pub created_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    pub struct BundleRequest {
+        #[schema(example = "direct.clinic.example.org")]
+        pub domain: String,
+        /// An http(s) URL of a PKCS#7 file (DER or PEM) of CA certificates.
+        #[schema(example = "https://bundles.directtrust.org/bundles/accreditedCommunity.p7b")]
+        pub url: String,
+    }
+
+    /// A trust bundle of a domain.
+    #[derive(Serialize, ToSchema)]
+    pub struct TrustBundle {
+        pub id: i64,
+        pub domain: String,
+        pub url: String,
+        pub created_at: DateTime<Utc>,
+        /// The last successful fetch.
+        pub refreshed_at: Option<DateTime<Utc>>,
+        /// Why the last fetch failed; the anchors of the last good fetch stay in force.
+        pub last_error: Option<String>,
+        pub last_error_at: Option<DateTime<Utc>>,
+        /// When the refresh job fetches it next.
+        pub next_due: DateTime<Utc>,
+        /// How many anchors it gives now.
+        pub anchors: i64,
+    }
 }
 
 // ---- operations ------------------------------------------------------------------------------
@@ -1332,7 +1430,8 @@ mod operations {
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
-        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_TRANSPORT, TAG_VENDOR, TAG_WEBHOOKS,
+        TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_TRANSPORT, TAG_TRUST, TAG_VENDOR,
+        TAG_WEBHOOKS,
     };
 
     // -- messaging --
@@ -1942,6 +2041,182 @@ mod operations {
         security(("basicAuth" = []))
     )]
     pub fn export_pkcs12() {}
+
+    // -- trust --
+
+    /// Add trust anchors
+    ///
+    /// Every CA certificate of the PEM becomes an anchor of the domain, taking effect on the
+    /// next message. Certificates the domain has already are skipped. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/trust/anchors",
+        tag = TAG_TRUST,
+        request_body(content = AnchorUpload, content_type = "application/json"),
+        responses(
+            (status = 201, description = "The anchors added.", body = Vec<TrustAnchor>),
+            (status = 400, description = "Not JSON of this shape (`malformed`); a bad domain (`invalid`, `field` = `domain`); no readable PEM certificate, more than 500, or one that is not a CA (`invalid`, `field` = `pem`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn add_trust_anchors() {}
+
+    /// List trust anchors
+    ///
+    /// Uploaded and bundle anchors. Our own CA's root is an anchor of every hosted domain
+    /// besides these (see `/pki/anchors.pem`).
+    #[utoipa::path(
+        get,
+        path = "/api/v1/trust/anchors",
+        tag = TAG_TRUST,
+        params(("domain" = Option<String>, Query, description = "Only this domain's.")),
+        responses(
+            (status = 200, description = "The anchors.", body = Vec<TrustAnchor>),
+            (status = 400, description = "An unknown query parameter (`malformed`) or a bad domain (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_trust_anchors() {}
+
+    /// Remove a trust anchor
+    ///
+    /// Takes effect on the next message. Audited.
+    #[utoipa::path(
+        delete,
+        path = "/api/v1/trust/anchors/{id}",
+        tag = TAG_TRUST,
+        params(("id" = i64, Path, description = "The anchor's id.")),
+        responses(
+            (status = 200, description = "The anchor removed.", body = TrustAnchor),
+            (status = 400, description = "`id` is not a number (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such anchor.", body = ErrorBody),
+            (status = 409, description = "The anchor comes from a trust bundle: remove the bundle instead.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn remove_trust_anchor() {}
+
+    /// Add peer certificates
+    ///
+    /// Encryption certificates of a peer domain or address that publishes none in DNS. They
+    /// are used only when they chain to the sending domain's anchors. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/trust/peer-certificates",
+        tag = TAG_TRUST,
+        request_body(content = PeerCertificateUpload, content_type = "application/json"),
+        responses(
+            (status = 201, description = "The certificates added.", body = Vec<PeerCertificate>),
+            (status = 400, description = "Not JSON of this shape (`malformed`); neither or both of domain and address (`invalid`, `field` = `domain`); a bad address (`invalid`, `field` = `address`); no readable PEM certificate, or one not bound to the domain or address (`invalid`, `field` = `pem`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn add_peer_certificates() {}
+
+    /// List peer certificates
+    #[utoipa::path(
+        get,
+        path = "/api/v1/trust/peer-certificates",
+        tag = TAG_TRUST,
+        params(("domain" = Option<String>, Query, description = "Only this peer domain's.")),
+        responses(
+            (status = 200, description = "The peer certificates.", body = Vec<PeerCertificate>),
+            (status = 400, description = "An unknown query parameter (`malformed`) or a bad domain (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_peer_certificates() {}
+
+    /// Remove a peer certificate
+    #[utoipa::path(
+        delete,
+        path = "/api/v1/trust/peer-certificates/{id}",
+        tag = TAG_TRUST,
+        params(("id" = i64, Path, description = "The peer certificate's id.")),
+        responses(
+            (status = 200, description = "The certificate removed.", body = PeerCertificate),
+            (status = 400, description = "`id` is not a number (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such peer certificate.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn remove_peer_certificate() {}
+
+    /// Add a trust bundle
+    ///
+    /// The bundle is fetched at once (through the egress guard, within `trust.fetch_timeout`
+    /// and `trust.max_fetch_bytes`) and again every `trust.bundle_refresh_interval`; each
+    /// successful fetch replaces its anchors in one transaction. A failed fetch keeps the
+    /// previous anchors and shows its error in `last_error`. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/trust/bundles",
+        tag = TAG_TRUST,
+        request_body(content = BundleRequest, content_type = "application/json"),
+        responses(
+            (status = 201, description = "The bundle, after its first fetch (see `last_error`).", body = TrustBundle),
+            (status = 400, description = "Not JSON of this shape (`malformed`); a bad domain (`invalid`, `field` = `domain`); not an http(s) URL, or one the egress guard refuses (`invalid`, `field` = `url`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 409, description = "The domain has this bundle URL already.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn add_trust_bundle() {}
+
+    /// List trust bundles
+    #[utoipa::path(
+        get,
+        path = "/api/v1/trust/bundles",
+        tag = TAG_TRUST,
+        params(("domain" = Option<String>, Query, description = "Only this domain's.")),
+        responses(
+            (status = 200, description = "The bundles.", body = Vec<TrustBundle>),
+            (status = 400, description = "An unknown query parameter (`malformed`) or a bad domain (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_trust_bundles() {}
+
+    /// Remove a trust bundle
+    ///
+    /// Its anchors go with it. Audited.
+    #[utoipa::path(
+        delete,
+        path = "/api/v1/trust/bundles/{id}",
+        tag = TAG_TRUST,
+        params(("id" = i64, Path, description = "The bundle's id.")),
+        responses(
+            (status = 200, description = "The bundle removed.", body = TrustBundle),
+            (status = 400, description = "`id` is not a number (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such bundle.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn remove_trust_bundle() {}
+
+    /// Refresh a trust bundle now
+    #[utoipa::path(
+        post,
+        path = "/api/v1/trust/bundles/{id}/refresh",
+        tag = TAG_TRUST,
+        params(("id" = i64, Path, description = "The bundle's id.")),
+        responses(
+            (status = 200, description = "The bundle after the fetch: `refreshed_at` and `anchors` when it succeeded, `last_error` when it failed (the previous anchors then stay).", body = TrustBundle),
+            (status = 400, description = "`id` is not a number (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such bundle.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn refresh_trust_bundle() {}
 
     // -- public PKI --
 

@@ -7,12 +7,14 @@ pub mod demo;
 pub mod health;
 pub mod identity_import;
 pub mod jobs;
+pub mod mail_intake;
 pub mod messaging;
 pub mod pki;
 pub mod provisioning;
 pub mod reports;
 pub mod sessions;
 pub mod transport;
+pub mod trust;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod embedded;
 pub mod identities;
+pub mod inbound_mail;
 pub mod jobs;
 pub mod liveness;
 pub mod mailbox;
@@ -17,6 +18,7 @@ pub mod reports;
 pub mod sessions;
 pub mod supervisor;
 pub mod transport;
+pub mod trust;
 
 use std::str::FromStr;
 

@@ -18,5 +18,7 @@ mod messaging;
 mod openapi;
 mod pki;
 mod shutdown;
+mod smtp;
 mod soap;
 mod transport;
+mod trust;

@@ -198,6 +198,7 @@ impl TestDb {
 pub fn test_config() -> Config {
     let mut c = Config::defaults();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.smtp.listen = "127.0.0.1:0".parse().unwrap();
     c.security.identity_hash_key = Secret::new(TEST_IDENTITY_KEY);
     c.ca.key_encryption_key = Secret::new(TEST_KEK);
     // Smaller CA keys keep CA set-up fast; leaves keep the production default (2048).
@@ -243,6 +244,8 @@ impl Default for TestOptions {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The inbound SMTP listener; None when the test's config turned it off.
+    pub smtp: Option<SocketAddr>,
     pub db: TestDb,
     pub state: AppState,
     pub worker: Worker,
@@ -283,6 +286,7 @@ impl TestApp {
             .unwrap()
             .wrap_router(conformance::layer(violations.clone()));
         let addr = app.local_addr();
+        let smtp = app.smtp_addr();
         let state = app.state().clone();
         let worker = app.worker();
         let shutdown = CancellationToken::new();
@@ -293,6 +297,7 @@ impl TestApp {
             .unwrap();
         Self {
             addr,
+            smtp,
             db,
             state,
             worker,
@@ -381,6 +386,8 @@ pub fn gateway_command() -> Command {
     }
     cmd.env("GW_SECURITY__IDENTITY_HASH_KEY", TEST_IDENTITY_KEY)
         .env("GW_CA__KEY_ENCRYPTION_KEY", TEST_KEK)
+        // Binaries of tests run side by side: none may take the default SMTP port.
+        .env("GW_SMTP__LISTEN", "127.0.0.1:0")
         .env("GW_CA__CA_KEY_BITS", "2048")
         .env("GW_WEBHOOKS__ALLOW_PRIVATE", "[\"127.0.0.1/32\"]")
         .env("GW_LOG__FORMAT", "json");

@@ -12,6 +12,8 @@ use nix::unistd::Pid;
 pub struct GatewayProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// The SMTP listener's address, when it runs (it is logged before the HTTP one).
+    pub smtp: Option<SocketAddr>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -41,12 +43,18 @@ impl GatewayProcess {
         let (tx, rx) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         let e = stderr.clone();
+        let smtp = Arc::new(Mutex::new(None));
+        let s = smtp.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "http listening"
-                {
-                    let _ = tx.send(v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap());
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let addr = || v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                    if v["message"] == "smtp listening" {
+                        *s.lock().unwrap() = Some(addr());
+                    }
+                    if v["message"] == "http listening" {
+                        let _ = tx.send(addr());
+                    }
                 }
                 e.lock().unwrap().push_str(&(line + "\n"));
             }
@@ -61,9 +69,11 @@ impl GatewayProcess {
                 );
             }
         };
+        let smtp = *smtp.lock().unwrap();
         Self {
             child,
             addr,
+            smtp,
             stdout,
             stderr,
         }
