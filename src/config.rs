@@ -58,6 +58,20 @@ pub struct Config {
     pub offers: OffersConfig,
     pub messaging: MessagingConfig,
     pub webhooks: WebhooksConfig,
+    pub dns: DnsConfig,
+}
+
+/// How the gateway asks DNS (CERT records, MX routes, and the egress guard's names when
+/// `nameservers` is set).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DnsConfig {
+    /// `ip:port` of the servers to ask; empty: the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// The longest one lookup may take, all attempts included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Tries per query before the lookup counts as failed (temporarily).
+    pub attempts: usize,
 }
 
 /// Where pushes to URLs that clients registered may go.
@@ -337,6 +351,10 @@ impl Config {
     }
 
     fn validated(self) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !self.dns.timeout.is_zero() && (1..=10).contains(&self.dns.attempts),
+            "dns.timeout must be positive and dns.attempts 1..=10"
+        );
         anyhow::ensure!(
             self.jobs.concurrency > 0,
             "jobs.concurrency must be at least 1"

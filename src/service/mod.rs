@@ -12,6 +12,7 @@ pub mod pki;
 pub mod provisioning;
 pub mod reports;
 pub mod sessions;
+pub mod trust;
 
 /// Who asked, for the audit log.
 #[derive(Debug, Clone)]

@@ -1,0 +1,2 @@
+pub mod dns_source;
+pub mod sources;
