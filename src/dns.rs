@@ -302,8 +302,12 @@ fn fqdn(name: &str) -> Result<Name, DnsError> {
     Ok(parsed)
 }
 
+/// Lower case (names are case-insensitive), without the trailing dot.
 fn display(name: &Name) -> String {
-    name.to_ascii().trim_end_matches('.').to_owned()
+    name.to_lowercase()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 /// The URL of an IPKIX record: printable ASCII, of a sane length.

@@ -6,6 +6,7 @@ mod helpers;
 mod attacks;
 mod auth;
 mod binary;
+mod dns;
 mod docs;
 mod first_run;
 mod health;
