@@ -492,3 +492,36 @@ async fn a_name_rebound_to_loopback_after_registration_gets_nowhere() {
     lenient.worker.run_until_idle().await.unwrap();
     assert_eq!(w.inbox.accepted().len(), 1);
 }
+
+/// A zone written to make us work: far more records than anyone needs are cut to the caps,
+/// and only the kept MX hosts are resolved.
+#[tokio::test]
+async fn a_hostile_zones_answers_are_capped() {
+    let mut records: Vec<_> = (0..60u16)
+        .map(|i| cert("example.org", PKIX, &i.to_be_bytes().repeat(50)))
+        .collect();
+    for i in 0..40u16 {
+        let host = format!("mx{i}.example.net");
+        records.push(mx("example.net", i, &host));
+        records.push(a(&host, &format!("192.0.2.{}", i + 1)));
+    }
+    let server = TestDns::start(records).await;
+    let dns = dns_for(&server);
+    let certs = dns.cert_records("example.org").await.unwrap();
+    assert_eq!(certs.len(), hisp_gateway::dns::MAX_CERT_RECORDS);
+    let hosts = dns.mail_hosts("example.net").await.unwrap();
+    assert_eq!(hosts.len(), hisp_gateway::dns::MAX_MAIL_HOSTS);
+    let prefs: Vec<u16> = hosts.iter().map(|h| h.preference).collect();
+    assert_eq!(prefs, (0..8).collect::<Vec<u16>>());
+    let resolved: std::collections::HashSet<String> = server
+        .asked()
+        .into_iter()
+        .filter(|q| q.kind == RecordType::A)
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(
+        resolved.len(),
+        hisp_gateway::dns::MAX_MAIL_HOSTS,
+        "{resolved:?}"
+    );
+}
