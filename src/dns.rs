@@ -366,6 +366,16 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_default_settings_use_the_system_resolver_and_named_servers_replace_it() {
+        let mut c = crate::config::Config::defaults().dns;
+        assert!(Dns::explicit(&c).is_none());
+        // /etc/resolv.conf is read (present on every machine this runs on).
+        assert!(Dns::from_config(&c).unwrap().servers.is_empty());
+        c.nameservers = vec!["127.0.0.1:5353".parse().unwrap()];
+        assert_eq!(Dns::from_config(&c).unwrap().servers, c.nameservers);
+    }
+
     #[test]
     fn ipkix_urls_are_printable_and_bounded() {
         assert_eq!(
