@@ -60,6 +60,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub transport: TransportConfig,
     pub trust: TrustConfig,
+    pub dns: DnsConfig,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.
@@ -88,6 +89,19 @@ pub struct RouteConfig {
     pub address: String,
     #[serde(default)]
     pub require_tls: bool,
+}
+
+/// How the gateway asks DNS (CERT records, MX routes, and the egress guard's names when
+/// `nameservers` is set).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DnsConfig {
+    /// `ip:port` of the servers to ask; empty: the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// The longest one lookup may take, all attempts included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Tries per query before the lookup counts as failed (temporarily).
+    pub attempts: usize,
 }
 
 /// Where pushes to URLs that clients registered may go.
@@ -403,6 +417,10 @@ impl Config {
     }
 
     fn validated(self) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !self.dns.timeout.is_zero() && (1..=10).contains(&self.dns.attempts),
+            "dns.timeout must be positive and dns.attempts 1..=10"
+        );
         anyhow::ensure!(
             self.jobs.concurrency > 0,
             "jobs.concurrency must be at least 1"

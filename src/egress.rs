@@ -152,15 +152,32 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     None
 }
 
-/// Which addresses outbound pushes may reach.
+/// Which addresses outbound pushes may reach, and how names become addresses.
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
     allow: Vec<Cidr>,
+    /// Resolves the names of guarded URLs when the operator named DNS servers (`dns.nameservers`);
+    /// `None`: the system's resolver, as for any program.
+    dns: Option<crate::dns::Dns>,
 }
 
 impl EgressPolicy {
     pub fn new(allow: Vec<Cidr>) -> Self {
-        Self { allow }
+        Self { allow, dns: None }
+    }
+
+    /// The policy of `config`: its allow-list, and its DNS servers when it names any.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            allow: config.webhooks.allow_private.clone(),
+            dns: crate::dns::Dns::explicit(&config.dns),
+        }
+    }
+
+    /// Names are resolved by `dns` instead of the system's resolver.
+    pub fn resolving_with(mut self, dns: crate::dns::Dns) -> Self {
+        self.dns = Some(dns);
+        self
     }
 
     /// `Err` names the range that forbids `ip`.
@@ -219,9 +236,19 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let timeout = self.timeout;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), 0)))
-                .await
-                .map_err(|_| format!("resolving {host} took longer than {timeout:?}"))??;
+            let found: Vec<SocketAddr> = match &policy.dns {
+                Some(dns) => {
+                    let ips = tokio::time::timeout(timeout, dns.addresses(&host))
+                        .await
+                        .map_err(|_| format!("resolving {host} took longer than {timeout:?}"))?
+                        .map_err(|e| format!("resolving {host}: {e}"))?;
+                    ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect()
+                }
+                None => tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), 0)))
+                    .await
+                    .map_err(|_| format!("resolving {host} took longer than {timeout:?}"))??
+                    .collect(),
+            };
             let mut allowed = Vec::new();
             let mut refused = None;
             for addr in found {

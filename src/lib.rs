@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod direct;
+pub mod dns;
 pub mod domain;
 pub mod egress;
 pub mod error;

@@ -37,11 +37,13 @@ impl AppState {
         let m = &config.messaging;
         let pki = Arc::new(PkiContext::from_config(&config));
         let messaging = Arc::new(MessagingContext::from_config(&config));
+        let trust = Arc::new(TrustContext::from_config(&config));
         let transport = Arc::new(TransportContext::new(
             &config,
             db.clone(),
             pki.clone(),
             messaging.clone(),
+            trust.clone(),
         ));
         let mdns: Arc<dyn crate::service::messaging::PeerNotifier> =
             Arc::new(crate::service::transport::notifications::Mdns {
@@ -62,7 +64,7 @@ impl AppState {
                 config.security.throttle_policy(),
             ))),
             clock: Clock::default(),
-            trust: Arc::new(TrustContext::from_config(&config)),
+            trust,
             config: Arc::new(config),
             db,
         }

@@ -7,6 +7,7 @@ mod attacks;
 mod auth;
 mod binary;
 mod direct;
+mod dns;
 mod docs;
 mod first_run;
 mod health;

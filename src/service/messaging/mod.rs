@@ -104,7 +104,7 @@ impl SenderSettings {
 
 impl MessagingContext {
     pub fn from_config(config: &Config) -> Self {
-        let egress = Arc::new(EgressPolicy::new(config.webhooks.allow_private.clone()));
+        let egress = Arc::new(EgressPolicy::from_config(config));
         Self {
             config: config.messaging.clone(),
             kek: KeyEncryptionKey::derive(&config.ca.key_encryption_key),

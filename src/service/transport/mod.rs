@@ -24,7 +24,8 @@ use crate::egress::EgressPolicy;
 use crate::jobs::JobRegistry;
 use crate::service::messaging::MessagingContext;
 use crate::service::pki::PkiContext;
-use crate::service::trust::Discovery;
+use crate::service::trust::dns_source::DnsCertSource;
+use crate::service::trust::{Discovery, TrustContext};
 use smtp_client::Peer;
 
 /// One send job per message and recipient domain.
@@ -58,6 +59,7 @@ impl TransportContext {
         db: PgPool,
         pki: Arc<PkiContext>,
         messaging: Arc<MessagingContext>,
+        trust: Arc<TrustContext>,
     ) -> Self {
         let t = &config.transport;
         let dns = Dns::from_config(&config.dns)
@@ -72,7 +74,14 @@ impl TransportContext {
             t.hostname.clone()
         };
         let egress = Arc::new(EgressPolicy::new(config.webhooks.allow_private.clone()));
-        let discovery = Discovery::new(db, pki.clone(), egress.clone(), dns.clone());
+        let mut discovery = Discovery::new(db, trust);
+        if let Some(dns) = &dns {
+            discovery = discovery.with_source(Box::new(DnsCertSource::new(
+                dns.clone(),
+                egress.clone(),
+                config.trust.fetch_timeout,
+            )));
+        }
         Self {
             algorithms: Algorithms {
                 digest: t.digest,

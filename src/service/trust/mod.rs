@@ -13,6 +13,7 @@
 mod aia;
 pub mod crl;
 pub mod discovery;
+pub mod dns_source;
 mod fetch;
 pub mod sources;
 

@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod db_proxy;
+pub mod dns;
 pub mod process;
 pub mod receiver;
 
