@@ -115,6 +115,8 @@ const CONCURRENCY: [usize; 2] = [8, 32];
 const WARMUP: Duration = Duration::from_secs(5);
 const PROFILED: Duration = Duration::from_secs(10);
 const PERF_HZ: u32 = 499;
+/// Samples with call stacks cost more to take (each copies 32 KiB of stack): fewer.
+const STACK_HZ: u32 = 149;
 /// A message not DISPATCHED by then counts as an error.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(120);
 const SEND_PATH: &str = "/MessagingAPI/dirmsg/send_ccda";
@@ -198,7 +200,12 @@ impl Hooks {
     }
 }
 
-async fn inbound(State(h): State<Arc<Hooks>>, UrlPath(_domain): UrlPath<String>) -> StatusCode {
+/// The body is read to its end: answering before it is in makes the pusher's write fail.
+async fn inbound(
+    State(h): State<Arc<Hooks>>,
+    UrlPath(_domain): UrlPath<String>,
+    _body: axum::body::Bytes,
+) -> StatusCode {
     h.inbound.fetch_add(1, Ordering::Relaxed);
     StatusCode::OK
 }
@@ -265,8 +272,14 @@ struct Gateway {
 
 fn gateway_config(domain: &str) -> anyhow::Result<Config> {
     let mut c = Config::defaults();
-    c.http.listen = "127.0.0.1:0".parse()?;
-    c.http.public_base_url = format!("https://hisp.{domain}");
+    // The public base URL is where peers fetch our CA certificates (the AIA of our leaves, which
+    // a peer needs for the intermediate) and CRLs: it must be the real listener, so the port is
+    // chosen before the gateway binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    c.http.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    c.http.public_base_url = format!("http://127.0.0.1:{port}");
     c.smtp.listen = "127.0.0.1:0".parse()?;
     c.smtp.enabled = true;
     c.transport.hostname = format!("mx.{domain}");
@@ -277,9 +290,8 @@ fn gateway_config(domain: &str) -> anyhow::Result<Config> {
     c.messaging.rate_per_second = 1_000_000;
     c.messaging.rate_burst = 1_000_000;
     // The vendors' servers (the receiver) listen on loopback.
-    c.webhooks.allow_private = vec![
-        hisp_gateway::egress::Cidr::parse("127.0.0.1/32").map_err(|e| anyhow!(e))?,
-    ];
+    c.webhooks.allow_private =
+        vec![hisp_gateway::egress::Cidr::parse("127.0.0.1/32").map_err(|e| anyhow!(e))?];
     Ok(c)
 }
 
@@ -337,13 +349,9 @@ impl Gateway {
         )
         .await
         .map_err(|e| anyhow!("identity import: {e:?}"))?;
-        let reseller = service::clients::create(
-            &pool,
-            ClientKind::Reseller,
-            "bench reseller",
-            &Actor::cli(),
-        )
-        .await?;
+        let reseller =
+            service::clients::create(&pool, ClientKind::Reseller, "bench reseller", &Actor::cli())
+                .await?;
         service::accounts::credit(
             &pool,
             reseller.client.id,
@@ -388,8 +396,8 @@ impl Gateway {
             first(&text, "code") == "000",
             "provisioning {domain} failed: {text}"
         );
-        let ops = service::clients::create(&pool, ClientKind::Ops, "bench ops", &Actor::cli())
-            .await?;
+        let ops =
+            service::clients::create(&pool, ClientKind::Ops, "bench ops", &Actor::cli()).await?;
         let vendor =
             service::clients::create(&pool, ClientKind::Vendor, "bench vendor", &Actor::cli())
                 .await?;
@@ -750,8 +758,7 @@ fn cpu_line(a: CpuSample, b: CpuSample, messages: usize) -> (String, f64, f64) {
     let per = |x: f64, y: f64| (y - x) * 1000.0 / messages.max(1) as f64;
     let wall = (b.total - a.total).max(1e-9);
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
-    let other =
-        ((b.busy - a.busy) - (b.process - a.process) - (b.postgres - a.postgres)).max(0.0);
+    let other = ((b.busy - a.busy) - (b.process - a.process) - (b.postgres - a.postgres)).max(0.0);
     let (process, postgres) = (per(a.process, b.process), per(a.postgres, b.postgres));
     (
         format!(
@@ -817,7 +824,7 @@ async fn closed_loop(
     concurrency: usize,
     window: Duration,
     postmaster: i32,
-    during: Option<Box<dyn FnOnce() -> std::process::Child + Send>>,
+    during: Option<Box<dyn FnOnce() -> Vec<std::process::Child> + Send>>,
 ) -> anyhow::Result<(RunResult, DateTime<Utc>, DateTime<Utc>)> {
     let from = Instant::now() + WARMUP;
     let until = from + window;
@@ -839,11 +846,11 @@ async fn closed_loop(
     tokio::time::sleep_until(from.into()).await;
     let s0 = cpu_sample(postmaster);
     let t0 = Utc::now();
-    let child = during.map(|start| start());
+    let children = during.map_or_else(Vec::new, |start| start());
     tokio::time::sleep_until(until.into()).await;
     let s1 = cpu_sample(postmaster);
     let t1 = Utc::now();
-    if let Some(mut child) = child {
+    for mut child in children {
         child.wait()?;
     }
     let mut sent = Vec::new();
@@ -881,10 +888,13 @@ async fn closed_loop(
     ))
 }
 
+/// Kind, jobs, retries, enqueue-to-done p50 and p99 (s).
+type JobStageRow = (String, i64, i64, Option<f64>, Option<f64>);
+
 /// Per outbox job kind, on one gateway, the jobs done in the window: count, retries, and
 /// enqueue-to-done p50/p99; and its inbound mail by outcome.
 async fn stages(g: &Gateway, t0: DateTime<Utc>, t1: DateTime<Utc>) -> anyhow::Result<String> {
-    let rows: Vec<(String, i64, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+    let rows: Vec<JobStageRow> = sqlx::query_as(
         "SELECT kind, count(*), coalesce(sum(attempts - 1), 0)::bigint,
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
@@ -990,11 +1000,12 @@ async fn crypto_inputs(a: &Gateway, b: &Gateway, message_id: &str) -> anyhow::Re
         .await?
         .into_iter()
         .collect();
-    let (recipient_cert, _) =
-        pki::credentials_for(&b.pool, &b.state.pki, &ben, KeyUse::Encryption, now)
-            .await?
-            .context("ben's encryption certificate")?;
+    // B decrypts with these; the first one's certificate is what the message is sealed to.
     let recipient_keys = pki::decryption_keys(&b.pool, &b.state.pki, &ben, now).await?;
+    let recipient_cert = recipient_keys
+        .first()
+        .map(|(c, _)| c.clone())
+        .context("ben's encryption certificate")?;
     let anchor = pki::trust_anchors(&a.pool)
         .await?
         .into_iter()
@@ -1114,7 +1125,10 @@ fn crypto(i: &CryptoInputs, dir: &Path) -> anyhow::Result<CryptoResult> {
     for _ in 0..rounds {
         std::hint::black_box(seal(i, &to)?);
     }
-    let (seal_cpu, seal_wall) = ((thread_cpu() - t) / rounds as u32, w.elapsed() / rounds as u32);
+    let (seal_cpu, seal_wall) = (
+        (thread_cpu() - t) / rounds as u32,
+        w.elapsed() / rounds as u32,
+    );
     let t = thread_cpu();
     for _ in 0..rounds {
         std::hint::black_box(
@@ -1228,7 +1242,14 @@ fn crypto(i: &CryptoInputs, dir: &Path) -> anyhow::Result<CryptoResult> {
     pipeline(
         &mut decrypt(&ours_s),
         &mut openssl(&[
-            "cms", "-verify", "-CAfile", &anchor, "-purpose", "any", "-out", "/dev/null",
+            "cms",
+            "-verify",
+            "-CAfile",
+            &anchor,
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
         ]),
     )
     .context("openssl judging our sealed message")?;
@@ -1292,15 +1313,9 @@ fn category(dso: &str, sym: &str) -> &'static str {
     if dso.contains("kernel") {
         "kernel (network, syscalls, memory)"
     } else if dso.contains("libcrypto") {
-        if s.contains("bn_") || s.contains("rsaz") || s.contains("mont") || s.contains("rsa") {
-            "RSA (OpenSSL bignum)"
-        } else if s.contains("aes") {
-            "AES (OpenSSL)"
-        } else if s.contains("sha") {
-            "SHA-2 (OpenSSL)"
-        } else {
-            "OpenSSL other (ASN.1, BIO, base64, PEM)"
-        }
+        // Debian's libcrypto is stripped of its internal symbols: no finer split here (the
+        // call stacks below say which of our operations the time belongs to).
+        "OpenSSL (libcrypto)"
     } else if s.contains("aws_lc") || s.contains("rustls") {
         "TLS (rustls + aws-lc: STARTTLS)"
     } else if s.contains("mail_parser") {
@@ -1329,7 +1344,10 @@ fn category(dso: &str, sym: &str) -> &'static str {
         || s.contains("alloc::")
     {
         "allocator"
-    } else if s.contains("tokio") || s.contains("hyper") || s.contains("axum") || s.contains("reqwest")
+    } else if s.contains("tokio")
+        || s.contains("hyper")
+        || s.contains("axum")
+        || s.contains("reqwest")
     {
         "async runtime and HTTP"
     } else if s.contains("hisp_gateway") {
@@ -1372,7 +1390,9 @@ fn read_profile(data: &Path, messages: usize) -> anyhow::Result<Profile> {
             continue;
         };
         let comm = t[..at].join(" ");
-        let pid: u32 = t[at].split_once('/').map_or(0, |(p, _)| p.parse().unwrap_or(0));
+        let pid: u32 = t[at]
+            .split_once('/')
+            .map_or(0, |(p, _)| p.parse().unwrap_or(0));
         let Some(ns) = t.get(at + 1).and_then(|p| p.parse::<f64>().ok()) else {
             continue;
         };
@@ -1452,6 +1472,223 @@ fn read_profile(data: &Path, messages: usize) -> anyhow::Result<Profile> {
     })
 }
 
+/// Our stages: a sample belongs to the first of these any frame of its stack names.
+const STAGES: &[(&str, &str)] = &[
+    (
+        "notifications::send_mdn",
+        "MDN sending (B): build, seal, SMTP out",
+    ),
+    ("outbound::", "direct.send (A): discovery, seal, SMTP out"),
+    (
+        "receive::receive",
+        "direct.receive (A and B): open, signer check, store or apply MDN",
+    ),
+    (
+        "messaging::delivery",
+        "pushes to the vendors (B's inbound, A's notifications)",
+    ),
+    (
+        "hisp_gateway::smtp::",
+        "SMTP listener (A and B): sessions, commit",
+    ),
+    ("send_ccda", "send_ccda request (A)"),
+    ("hisp_gateway::rest", "other REST requests"),
+    ("hisp_gateway::jobs", "outbox worker: claim and finish"),
+    ("transport::Sender", "the bench: senders and receiver"),
+    ("transport::closed_loop", "the bench: senders and receiver"),
+    ("transport::dsn", "the bench: senders and receiver"),
+    ("transport::inbound", "the bench: senders and receiver"),
+    ("sqlx", "sqlx: pool, connections"),
+    ("hyper", "HTTP, outside a stage"),
+    // Futures polled by tokio are often inlined into its generic poll functions, whose names
+    // do not say which future they ran.
+    (
+        "tokio::",
+        "async tasks inlined into tokio's poll (stage not named)",
+    ),
+];
+
+/// What the code did: the first of these any frame of the stack names decides (so the
+/// database reads and the parsing inside "private keys" count there, and the base64 inside
+/// "open" counts as open).
+const OPERATIONS: &[(&str, &str)] = &[
+    (
+        "KeyEncryptionKey::open",
+        "private keys: read, unsealed and parsed at each use",
+    ),
+    (
+        "pki::credentials_for",
+        "private keys: read, unsealed and parsed at each use",
+    ),
+    (
+        "pki::decryption_keys",
+        "private keys: read, unsealed and parsed at each use",
+    ),
+    (
+        "trust::anchors_for",
+        "trust anchors: read and parsed at each use",
+    ),
+    (
+        "pki::authority_certificate",
+        "our CA certificate: read and parsed at each use",
+    ),
+    (
+        "ConfiguredSource",
+        "recipient certificates: read and parsed at each use",
+    ),
+    (
+        "trust::sources",
+        "recipient certificates: read and parsed at each use",
+    ),
+    (
+        "Discovery::check_signer",
+        "certificate validation (path, CRLs)",
+    ),
+    ("direct::validate", "certificate validation (path, CRLs)"),
+    ("trust::crl", "certificate validation (path, CRLs)"),
+    ("Discovery::", "certificate validation (path, CRLs)"),
+    (
+        "smime::seal",
+        "S/MIME seal (sign + encrypt), messages and MDNs",
+    ),
+    (
+        "smime::ffi::sign_detached",
+        "S/MIME seal (sign + encrypt), messages and MDNs",
+    ),
+    (
+        "smime::ffi::encrypt",
+        "S/MIME seal (sign + encrypt), messages and MDNs",
+    ),
+    (
+        "mime::base64_lines",
+        "S/MIME seal (sign + encrypt), messages and MDNs",
+    ),
+    (
+        "smime::open",
+        "S/MIME open (decrypt + verify), messages and MDNs",
+    ),
+    (
+        "smime::verify",
+        "S/MIME open (decrypt + verify), messages and MDNs",
+    ),
+    (
+        "smime::ffi::decrypt",
+        "S/MIME open (decrypt + verify), messages and MDNs",
+    ),
+    (
+        "direct::entity::decode",
+        "S/MIME open (decrypt + verify), messages and MDNs",
+    ),
+    ("direct::entity::to_crlf", "S/MIME: CRLF canonical form"),
+    ("smime::", "S/MIME, other"),
+    ("direct::entity", "S/MIME, other"),
+    ("direct::mdn", "MDN build and parse"),
+    ("rustls", "TLS (STARTTLS)"),
+    ("aws_lc", "TLS (STARTTLS)"),
+    ("lettre", "SMTP client (lettre)"),
+    ("smtp_proto", "SMTP listener protocol"),
+    ("sqlx", "database client (sqlx)"),
+    ("packed_mime", "stored MIME packing"),
+    ("mail_parser", "MIME parsing (mail-parser)"),
+    ("direct::mime", "MIME building and parsing (ours)"),
+    ("webhooks::", "pushes to vendors (signing, HTTP)"),
+    ("reqwest", "pushes to vendors (signing, HTTP)"),
+    ("serde_json", "JSON"),
+    ("hyper", "HTTP server and client (hyper)"),
+    ("hisp_gateway", "gateway, other"),
+    ("transport::Sender", "the bench"),
+    ("transport::closed_loop", "the bench"),
+    ("transport::dsn", "the bench"),
+    ("transport::inbound", "the bench"),
+    ("tokio::", "async runtime"),
+];
+
+struct Stacks {
+    samples: usize,
+    /// Samples whose stack the unwinder could not follow to the thread's start.
+    cut: usize,
+    by_stage: Vec<(String, f64, f64)>,
+    by_operation: Vec<(String, f64, f64)>,
+}
+
+/// Reads the call stacks perf recorded for this process (`perf script`, without inline
+/// resolution, which would take minutes): ms per message and share by stage and by operation.
+fn read_stacks(data: &Path, messages: usize) -> anyhow::Result<Stacks> {
+    let out = Command::new("perf")
+        .args(["script", "--no-inline", "-i"])
+        .arg(data)
+        .args(["-F", "comm,pid,tid,period,ip,sym,dso"])
+        .stderr(Stdio::null())
+        .output()?;
+    ensure!(out.status.success(), "perf script failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut stage: HashMap<&str, f64> = HashMap::new();
+    let mut operation: HashMap<&str, f64> = HashMap::new();
+    let (mut total, mut samples, mut cut) = (0.0, 0usize, 0usize);
+    for block in text.split("\n\n") {
+        let mut lines = block.lines().filter(|l| !l.trim().is_empty());
+        let Some(head) = lines.next() else { continue };
+        let Some(ns) = head
+            .split_whitespace()
+            .last()
+            .and_then(|p| p.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        // Frames, innermost first: "ip symbol (dso)".
+        let frames: Vec<&str> = lines
+            .map(|l| {
+                let l = l.trim();
+                let l = l.split_once(' ').map_or(l, |(_, rest)| rest);
+                l.rsplit_once(" (").map_or(l, |(sym, _)| sym)
+            })
+            .collect();
+        let named = |list: &'static [(&str, &str)]| {
+            list.iter()
+                .find(|(pat, _)| frames.iter().any(|f| f.contains(pat)))
+                .map(|(_, name)| *name)
+        };
+        // A stack the unwinder could not follow to its thread's start says what ran, not
+        // always on whose behalf.
+        let whole = frames
+            .iter()
+            .any(|f| f.contains("start_thread") || f.contains("clone3"));
+        let s = match named(STAGES) {
+            Some(name) if whole || !name.contains("stage not named") => name,
+            _ if !whole => "unknown (stack cut short)",
+            _ => "no frame of ours (kernel, threads)",
+        };
+        let o = named(OPERATIONS).unwrap_or("no frame of ours (kernel, libc, threads)");
+        if !whole {
+            cut += 1;
+        }
+        *stage.entry(s).or_default() += ns;
+        *operation.entry(o).or_default() += ns;
+        total += ns;
+        samples += 1;
+    }
+    let rows = |m: HashMap<&str, f64>| {
+        let mut v: Vec<(String, f64, f64)> = m
+            .into_iter()
+            .map(|(k, ns)| {
+                (
+                    k.to_owned(),
+                    ns * 100.0 / total.max(1.0),
+                    ns / 1e6 / messages.max(1) as f64,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
+    };
+    Ok(Stacks {
+        samples,
+        cut,
+        by_stage: rows(stage),
+        by_operation: rows(operation),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 
 fn machine() -> (String, String) {
@@ -1473,10 +1710,7 @@ fn machine() -> (String, String) {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    (
-        format!("{cores} cores ({model}), Linux {kernel}"),
-        openssl,
-    )
+    (format!("{cores} cores ({model}), Linux {kernel}"), openssl)
 }
 
 async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
@@ -1515,12 +1749,11 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     if let Err(e) = &probe.result {
         bail!("the probe message A → B did not reach DISPATCHED: {e}");
     }
-    let mime_bytes: i64 = sqlx::query_scalar(
-        "SELECT size_bytes FROM messages WHERE vendor_message_id = $1",
-    )
-    .bind(&probe_id)
-    .fetch_one(&a.pool)
-    .await?;
+    let mime_bytes: i64 =
+        sqlx::query_scalar("SELECT size_bytes FROM messages WHERE vendor_message_id = $1")
+            .bind(&probe_id)
+            .fetch_one(&a.pool)
+            .await?;
     println!(
         "payload: C-CDA {} bytes (ccd-2.xml with {copies} copies of its {sections} body sections), send request {} bytes, stored MIME {mime_bytes} bytes; probe A → B: accepted in {:.1} ms, DISPATCHED on A after {:.1} ms",
         ccda.len(),
@@ -1592,16 +1825,32 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
     if wanted("perf") && std::env::var("TRANSPORT_PERF").map_or(true, |v| v != "0") {
         if perf_works() {
             let data = root.join("perf.data");
-            let d = data.clone();
-            let start: Box<dyn FnOnce() -> std::process::Child + Send> = Box::new(move || {
-                Command::new("perf")
-                    .args(["record", "-q", "-a", "-F", &PERF_HZ.to_string(), "-o"])
-                    .arg(&d)
-                    .args(["--", "sleep", &PROFILED.as_secs().to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("perf starts")
+            let stacks = root.join("stacks.data");
+            let (d, st) = (data.clone(), stacks.clone());
+            // Two recordings of the same window: every process's samples without stacks, and
+            // this process's with their call stacks (unwound from DWARF: release builds keep
+            // no frame pointers, but keep their unwind tables).
+            let start: Box<dyn FnOnce() -> Vec<std::process::Child> + Send> = Box::new(move || {
+                let record = |args: &[&str], hz: u32, out: &Path| {
+                    Command::new("perf")
+                        .args(["record", "-q"])
+                        .args(args)
+                        .arg("-F")
+                        .arg(hz.to_string())
+                        .arg("-o")
+                        .arg(out)
+                        .args(["--", "sleep"])
+                        .arg(PROFILED.as_secs().to_string())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("perf starts")
+                };
+                let me = std::process::id().to_string();
+                vec![
+                    record(&["-a"], PERF_HZ, &d),
+                    record(&["-p", &me, "--call-graph", "dwarf,32768"], STACK_HZ, &st),
+                ]
             });
             let c = CONCURRENCY[1];
             let (r, _, _) = closed_loop(&sender, c, PROFILED, postmaster, Some(start)).await?;
@@ -1616,7 +1865,9 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
                 r.cpu
             );
             let p = read_profile(&data, r.messages)?;
-            println!("where the CPU went, ms per message and share of the busy samples (perf, every core):");
+            println!(
+                "where the CPU went, ms per message and share of the busy samples (perf, every core):"
+            );
             for (k, pct, per) in &p.rows {
                 println!("  {per:7.2} ms  {pct:5.1}%  {k}");
             }
@@ -1628,7 +1879,21 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             for (pct, s) in &p.top_postgres {
                 println!("    {pct:5.1}%  {s}");
             }
-            profile = Some((r, p));
+            let st = read_stacks(&stacks, r.messages)?;
+            println!(
+                "this process by stage (perf record -p --call-graph dwarf -F {STACK_HZ}, {} samples, {} of them with a stack cut short), ms per message and share:",
+                st.samples, st.cut
+            );
+            for (k, pct, per) in &st.by_stage {
+                println!("  {per:7.2} ms  {pct:5.1}%  {k}");
+            }
+            println!(
+                "this process by operation (the first of a list of functions its stack names):"
+            );
+            for (k, pct, per) in &st.by_operation {
+                println!("  {per:7.2} ms  {pct:5.1}%  {k}");
+            }
+            profile = Some((r, p, st));
         } else {
             println!("profile: perf is not available here (skipped)");
         }
@@ -1652,13 +1917,23 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             r.errors,
             r.process_ms,
             r.postgres_ms,
-            if r.rate >= E2E_TARGET { "met" } else { "missed" }
+            if r.rate >= E2E_TARGET {
+                "met"
+            } else {
+                "missed"
+            }
         );
     }
     if let Some(r) = &crypto_result {
         let seal_ratio = r.seal.as_secs_f64() / r.openssl_seal().as_secs_f64().max(1e-9);
         let open_ratio = r.open.as_secs_f64() / r.openssl_open().as_secs_f64().max(1e-9);
-        let verdict = |x: f64| if x <= CPU_RATIO_TARGET { "met" } else { "missed" };
+        let verdict = |x: f64| {
+            if x <= CPU_RATIO_TARGET {
+                "met"
+            } else {
+                "missed"
+            }
+        };
         println!(
             "| seal (sign + encrypt) of the {mime_bytes} B MIME, CPU per message: ours / `openssl cms -sign \\| -encrypt` | {:.2} ms / {:.2} ms = {seal_ratio:.2} | <= {CPU_RATIO_TARGET}: {} |",
             ms(r.seal),
@@ -1677,17 +1952,26 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             ms(r.mdn_open)
         );
     }
-    if let Some((r, p)) = &profile {
-        let top: Vec<String> = p
-            .rows
-            .iter()
-            .take(6)
-            .map(|(k, _, per)| format!("{k} {per:.1} ms"))
-            .collect();
+    if let Some((r, p, st)) = &profile {
+        let line = |rows: &[(String, f64, f64)], n: usize| {
+            rows.iter()
+                .take(n)
+                .map(|(k, _, per)| format!("{k} {per:.1} ms"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         println!(
-            "| where the CPU goes (perf, 32 concurrent, {:.0} messages/s under perf) | {} | |",
+            "| CPU per message by process (perf -a, 32 concurrent, {:.0} messages/s under perf) | {} | |",
             r.rate,
-            top.join("; ")
+            line(&p.rows, 6)
+        );
+        println!(
+            "| this process's CPU per message by operation (perf call stacks) | {} | |",
+            line(&st.by_operation, 8)
+        );
+        println!(
+            "| this process's CPU per message by stage | {} | |",
+            line(&st.by_stage, 6)
         );
     }
 
