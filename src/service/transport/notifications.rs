@@ -300,9 +300,25 @@ async fn apply_one(
         // The dispatched notification is what the sender asked for with timely & reliable.
         notify: status != Status::Dispatched || found.final_delivery,
     };
-    delivery::apply(db, &t.messaging, found.message, &found.recipient, change)
+    let mut tx = db.begin().await.map_err(transient)?;
+    if matches!(status, Status::Dispatched | Status::Displayed) {
+        // Dispatched (and displayed) imply processed. The peer's processed MDN may still be on
+        // its way, or be taken after this one (each mail is processed on its own): the
+        // recipient passes through PROCESSED first, so its sender still hears of it, in order,
+        // and the processed MDN finds nothing left to change.
+        let processed = Change {
+            status: Status::Processed,
+            failure: None,
+            notify: true,
+        };
+        delivery::apply_in(&mut tx, &t.messaging, found.message, &found.recipient, &processed)
+            .await
+            .map_err(transient)?;
+    }
+    delivery::apply_in(&mut tx, &t.messaging, found.message, &found.recipient, &change)
         .await
         .map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
     Ok(Applied::Recorded)
 }
 

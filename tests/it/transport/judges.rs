@@ -356,45 +356,37 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
     b.drain().await;
     let mdns = sink.captured();
     assert_eq!(mdns.len(), accepted.len(), "one MDN per accepted message");
-    std::fs::write(d.join("mdn.eml"), &mdns[0].data).unwrap();
     std::fs::write(d.join("b-root.pem"), b.root_pem().await).unwrap();
-    assert_eq!(mdns[0].mail_from, "", "MDNs use the null reverse path");
-    must(
-        d,
-        &[
-            "cms",
-            "-decrypt",
-            "-in",
-            "mdn.eml",
-            "-recip",
-            "good.pem",
-            "-inkey",
-            "good.key",
-            "-out",
-            "mdn-signed.eml",
-        ],
-    );
-    must(
-        d,
-        &[
-            "cms",
-            "-verify",
-            "-in",
-            "mdn-signed.eml",
-            "-CAfile",
-            "b-root.pem",
-            "-purpose",
-            "any",
-            "-out",
-            "mdn-inner.eml",
-        ],
-    );
-    let report = std::fs::read_to_string(d.join("mdn-inner.eml")).unwrap();
-    assert!(report.contains("disposition-notification"), "{report}");
-    assert!(
-        report.contains("MDN-sent-automatically;processed"),
-        "{report}"
-    );
-    assert!(report.contains("<lab-1@peer.example.net>"), "{report}");
-    assert!(!report.contains("Disposition-Notification-To"), "{report}");
+    let mut reported = Vec::new();
+    for mdn in &mdns {
+        assert_eq!(mdn.mail_from, "", "MDNs use the null reverse path");
+        std::fs::write(d.join("mdn.eml"), &mdn.data).unwrap();
+        must(
+            d,
+            &[
+                "cms", "-decrypt", "-in", "mdn.eml", "-recip", "good.pem", "-inkey", "good.key",
+                "-out", "mdn-signed.eml",
+            ],
+        );
+        must(
+            d,
+            &[
+                "cms", "-verify", "-in", "mdn-signed.eml", "-CAfile", "b-root.pem", "-purpose",
+                "any", "-out", "mdn-inner.eml",
+            ],
+        );
+        let report = std::fs::read_to_string(d.join("mdn-inner.eml")).unwrap();
+        assert!(report.contains("disposition-notification"), "{report}");
+        assert!(
+            report.contains("MDN-sent-automatically;processed"),
+            "{report}"
+        );
+        assert!(!report.contains("Disposition-Notification-To"), "{report}");
+        let n = (1..=accepted.len())
+            .find(|n| report.contains(&format!("Original-Message-ID: <lab-{n}@peer.example.net>")))
+            .unwrap_or_else(|| panic!("names no accepted message: {report}"));
+        reported.push(n);
+    }
+    reported.sort();
+    assert_eq!(reported, (1..=accepted.len()).collect::<Vec<_>>());
 }
