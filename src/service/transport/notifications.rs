@@ -311,13 +311,25 @@ async fn apply_one(
             failure: None,
             notify: true,
         };
-        delivery::apply_in(&mut tx, &t.messaging, found.message, &found.recipient, &processed)
-            .await
-            .map_err(transient)?;
-    }
-    delivery::apply_in(&mut tx, &t.messaging, found.message, &found.recipient, &change)
+        delivery::apply_in(
+            &mut tx,
+            &t.messaging,
+            found.message,
+            &found.recipient,
+            &processed,
+        )
         .await
         .map_err(transient)?;
+    }
+    delivery::apply_in(
+        &mut tx,
+        &t.messaging,
+        found.message,
+        &found.recipient,
+        &change,
+    )
+    .await
+    .map_err(transient)?;
     tx.commit().await.map_err(transient)?;
     Ok(Applied::Recorded)
 }

@@ -364,15 +364,31 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
         must(
             d,
             &[
-                "cms", "-decrypt", "-in", "mdn.eml", "-recip", "good.pem", "-inkey", "good.key",
-                "-out", "mdn-signed.eml",
+                "cms",
+                "-decrypt",
+                "-in",
+                "mdn.eml",
+                "-recip",
+                "good.pem",
+                "-inkey",
+                "good.key",
+                "-out",
+                "mdn-signed.eml",
             ],
         );
         must(
             d,
             &[
-                "cms", "-verify", "-in", "mdn-signed.eml", "-CAfile", "b-root.pem", "-purpose",
-                "any", "-out", "mdn-inner.eml",
+                "cms",
+                "-verify",
+                "-in",
+                "mdn-signed.eml",
+                "-CAfile",
+                "b-root.pem",
+                "-purpose",
+                "any",
+                "-out",
+                "mdn-inner.eml",
             ],
         );
         let report = std::fs::read_to_string(d.join("mdn-inner.eml")).unwrap();
