@@ -172,7 +172,7 @@ async fn send_mdn(
     .unwrap_or(Outcome::Deferred("no outcome".into()));
     match outcome {
         Outcome::Accepted => {
-            metrics::counter!("gateway_mdns_sent_total", "disposition" => word(disposition))
+            metrics::counter!("gateway_mdns_sent_total", "disposition" => disposition.as_str())
                 .increment(1);
             Ok(())
         }
@@ -217,7 +217,7 @@ pub async fn apply(
                 Disposition::Dispatched => Some((Status::Dispatched, None)),
                 Disposition::Displayed => Some((Status::Displayed, None)),
                 Disposition::Failed | Disposition::Denied | Disposition::Deleted => {
-                    Some((Status::Failed, Some(word(disposition))))
+                    Some((Status::Failed, Some(disposition.as_str())))
                 }
             };
             apply_one(db, t, &original_message_id, &recipient, author, change).await
@@ -356,17 +356,5 @@ mod tests {
             "bob@b.example"
         );
         assert_eq!(strip_address_type("bob@b.example"), "bob@b.example");
-    }
-}
-
-/// The disposition's word in an MDN.
-fn word(d: Disposition) -> &'static str {
-    match d {
-        Disposition::Processed => "processed",
-        Disposition::Dispatched => "dispatched",
-        Disposition::Displayed => "displayed",
-        Disposition::Deleted => "deleted",
-        Disposition::Denied => "denied",
-        Disposition::Failed => "failed",
     }
 }

@@ -146,12 +146,15 @@ async fn deliver(
         .unwrap_or_else(|| format!("{}@{}", Uuid::now_v7().simple(), from.domain()));
     let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
     let final_delivery = opened.outer.final_delivery_requested;
+    // MDNs go where the sender asked, but only within its own domain: a trusted signer cannot
+    // point our MDNs at a third party.
     let notify_to = opened
         .outer
         .disposition_notification_to
         .as_deref()
         .map(bare)
         .and_then(|a| DirectAddress::parse(a).ok())
+        .filter(|a| a.domain() == from.domain())
         .map_or_else(|| from.to_string(), |a| a.to_string());
     let recipients: Vec<String> = recipients.iter().map(ToString::to_string).collect();
     let id = Uuid::now_v7();

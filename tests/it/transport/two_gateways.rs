@@ -84,11 +84,86 @@ async fn a_message_crosses_to_the_other_gateway_and_its_mdns_come_back() {
     assert_eq!(got[0].json()["fromDirectAddress"], BEN);
     let back = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e02";
     assert_eq!(b.statuses(BEN, back).await[0].1, "DISPATCHED");
-    // MDNs are never answered with MDNs: each side took exactly its message and two MDNs.
-    for h in [&a, &b] {
-        let mail = h.inbound_mail().await;
-        assert_eq!(mail.len(), 3, "{mail:?}");
-    }
+
+    // B's ops see the mail and the message: its listing, and the report like any message.
+    let listed: Value =
+        b.f.app
+            .http
+            .get(b.f.app.url("/api/v1/transport/inbound?state=accepted"))
+            .basic_auth(b.ops.0, Some(&b.ops.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["rcptTo"][0] == BEN && m["mailFrom"] == ADA),
+        "{listed}"
+    );
+    let report: Value =
+        b.f.app
+            .http
+            .get(
+                b.f.app
+                    .url(&format!("/api/v1/reports/messages?domain={LAKESIDE}")),
+            )
+            .basic_auth(b.ops.0, Some(&b.ops.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["from"] == ADA && r["to"] == BEN),
+        "{report}"
+    );
+
+    // Ben's EHR reports it displayed: a displayed MDN goes back and A's vendor hears of it.
+    let receipt =
+        b.f.app
+            .post_json_as(
+                "/MessagingAPI/dirmsg/receipt",
+                &b.vendor,
+                &json!({
+                    "messageId": inbound["messageId"],
+                    "fromDirectAddress": ADA,
+                    "toDirectAddress": BEN,
+                    "disposition": "displayed",
+                }),
+            )
+            .await;
+    assert_eq!(receipt.status(), 200, "{}", receipt.text().await.unwrap());
+    settle(&[&a, &b]).await;
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPLAYED");
+    assert_eq!(
+        a.notifications(id, BEN).last().unwrap(),
+        &("Success".to_owned(), "displayed".to_owned())
+    );
+
+    // MDNs are never answered with MDNs: A took ben's message and three MDNs (processed,
+    // dispatched, displayed), B took ada's message and two.
+    assert_eq!(
+        a.inbound_mail().await.len(),
+        4,
+        "{:?}",
+        a.inbound_mail().await
+    );
+    assert_eq!(
+        b.inbound_mail().await.len(),
+        3,
+        "{:?}",
+        b.inbound_mail().await
+    );
 }
 
 #[tokio::test]
