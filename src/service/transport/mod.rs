@@ -192,6 +192,9 @@ pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<TransportC
     });
 }
 
+/// One inbound mail as ops see it (everything but its bytes).
+pub use crate::store::transport::InboundMailRow as InboundMail;
+
 /// Inbound mail listed at once at most.
 pub const MAX_LISTED: i64 = 500;
 
@@ -200,6 +203,6 @@ pub async fn inbound_mail(
     db: &PgPool,
     state: Option<&str>,
     limit: i64,
-) -> crate::error::AppResult<Vec<crate::store::transport::InboundMailRow>> {
+) -> crate::error::AppResult<Vec<InboundMail>> {
     Ok(crate::store::transport::list_inbound(db, state, limit.clamp(1, MAX_LISTED)).await?)
 }

@@ -325,3 +325,36 @@ async fn mdns_late_or_repeated_change_nothing_and_are_never_answered() {
     settle(&[&a, &b]).await;
     assert_eq!(b.inbound_mail().await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_delivery_that_fails_on_the_receiving_side_comes_back_as_a_failed_mdn() {
+    let (a, b) = pair().await;
+    b.inbox.answer(500);
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e09";
+    a.send(ADA, &[BEN], id, true).await;
+    settle(&[&a, &b]).await;
+    assert_eq!(a.statuses(ADA, id).await[0].1, "PROCESSED");
+    // B's pushes fail until its last attempt; its clock is stepped past each retry delay.
+    for i in 1..=6 {
+        b.f.app
+            .worker
+            .run_due_at(Utc::now() + chrono::Duration::seconds(40 * i))
+            .await
+            .unwrap();
+    }
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(
+        st[0].2.starts_with("9006: ERROR=RecipientRejected"),
+        "{st:?}"
+    );
+    assert_eq!(
+        a.notifications(id, BEN)
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["Success", "Error"],
+        "processed, then the failure, once"
+    );
+}
