@@ -142,9 +142,15 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
                 Outcome::Rejected(reply) => {
                     let public = reply.chars().take(300).collect::<String>();
                     let detail = format!("the peer refused it: {reply}");
+                    // 552 / 5.3.4: over the peer's size limit, which the sender can act on.
+                    let code = if reply.starts_with("552") || reply.contains(" 5.3.4") {
+                        FailureCode::MessageTooLarge
+                    } else {
+                        FailureCode::RecipientRejected
+                    };
                     let f = Failure {
                         public: Some(&public),
-                        ..coded("remote", FailureCode::RecipientRejected, &detail)
+                        ..coded("remote", code, &detail)
                     };
                     fail(db, t, id, r, f).await?;
                 }

@@ -55,11 +55,16 @@ impl Hisp {
             address(8001, "ada", "Str0ng-Passw0rd"),
             address(8002, "dee", "Str0ng-Passw0rd")
         );
-        Self::new(HARBOR, &form, &[ADA, DEE]).await
+        Self::new(HARBOR, &form, &[ADA, DEE], |_| {}).await
     }
 
     /// Lakeside (certified 7003) with ben and cy.
     pub async fn lakeside() -> Self {
+        Self::lakeside_with(|_| {}).await
+    }
+
+    /// Lakeside, with its configuration changed by `tweak`.
+    pub async fn lakeside_with(tweak: fn(&mut hisp_gateway::config::Config)) -> Self {
         let form = format!(
             "<organization><certified_id>7003</certified_id></organization><departmentName>Pediatrics</departmentName>\
              <authorizedUsers><idp_id>8003</idp_id></authorizedUsers>{}{}\
@@ -67,16 +72,22 @@ impl Hisp {
             address(8002, "ben", "Str0ng-Passw0rd"),
             address(8003, "cy", "Str0ng-Passw0rd")
         );
-        Self::new(LAKESIDE, &form, &[BEN, CY]).await
+        Self::new(LAKESIDE, &form, &[BEN, CY], tweak).await
     }
 
-    async fn new(domain: &'static str, form: &str, addresses: &[&str]) -> Self {
+    async fn new(
+        domain: &'static str,
+        form: &str,
+        addresses: &[&str],
+        tweak: fn(&mut hisp_gateway::config::Config),
+    ) -> Self {
         // Its own DNS server, empty: DNS CERT and MX lookups are real and find nothing, and no
         // query leaves the machine.
         let dns = TestDns::start(Vec::new()).await;
         let mut config = crate::helpers::test_config();
         config.transport.enabled = true;
         config.dns = dns.config(Duration::from_secs(2));
+        tweak(&mut config);
         let f = Fixture::with(TestOptions {
             config,
             ..Default::default()
@@ -339,7 +350,12 @@ impl Hisp {
 /// Two gateways that trust each other's CA, know each other's certificates and route to each
 /// other's SMTP listener.
 pub async fn pair() -> (Hisp, Hisp) {
-    let (a, b) = tokio::join!(Hisp::harbor(), Hisp::lakeside());
+    pair_with(|_| {}).await
+}
+
+/// `pair`, with Lakeside's configuration changed by `tweak`.
+pub async fn pair_with(tweak: fn(&mut hisp_gateway::config::Config)) -> (Hisp, Hisp) {
+    let (a, b) = tokio::join!(Hisp::harbor(), Hisp::lakeside_with(tweak));
     // The issuing CA too: our certificates' AIA URLs name the configured public_base_url,
     // which in tests is not where the gateway listens.
     for anchor in [b.root_pem().await, b.issuing_pem().await] {

@@ -358,3 +358,19 @@ async fn a_delivery_that_fails_on_the_receiving_side_comes_back_as_a_failed_mdn(
         "processed, then the failure, once"
     );
 }
+
+#[tokio::test]
+async fn a_message_over_the_peers_size_limit_fails_as_too_large() {
+    let (a, b) = pair_with(|c| c.smtp.max_message_bytes = 64 * 1024).await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e10";
+    // The C-CDA and the PDF sealed are well over 64 KiB.
+    a.send(ADA, &[BEN], id, true).await;
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(
+        st[0].2.starts_with("9007: ERROR=MessageTooLarge (552"),
+        "{st:?}"
+    );
+    assert!(b.inbound_mail().await.is_empty(), "B kept nothing");
+}
