@@ -254,6 +254,18 @@ impl Hisp {
     }
 
     pub async fn send(&self, from: &str, to: &[&str], message_id: &str, asm: bool) -> Value {
+        self.send_as(from, to, message_id, asm, false).await
+    }
+
+    /// `send`, the attachments in an XDM package when `xdm`.
+    pub async fn send_as(
+        &self,
+        from: &str,
+        to: &[&str],
+        message_id: &str,
+        asm: bool,
+        xdm: bool,
+    ) -> Value {
         let body = json!({
             "fromDirectAddress": from,
             "toDirectAddress": to.join(","),
@@ -269,6 +281,7 @@ impl Hisp {
                  "attachmentTitle": "Referral letter", "attachmentFileName": "referral"}
             ],
             "asmEnabled": asm,
+            "xdm": xdm,
         });
         let r = self
             .f

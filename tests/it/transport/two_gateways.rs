@@ -374,3 +374,24 @@ async fn a_message_over_the_peers_size_limit_fails_as_too_large() {
     );
     assert!(b.inbound_mail().await.is_empty(), "B kept nothing");
 }
+
+#[tokio::test]
+async fn an_xdm_package_crosses_and_is_unpacked_for_the_receiving_ehr() {
+    let (a, b) = pair().await;
+    b.put_endpoint(
+        BEN,
+        json!({"inboundUrl": b.inbox.url("/inbound"), "xdmDelivery": "unpacked"}),
+    )
+    .await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e11";
+    a.send_as(ADA, &[BEN], id, true, true).await;
+    settle(&[&a, &b]).await;
+    let got = b.inbox.accepted();
+    assert_eq!(got.len(), 1);
+    let files = attachments(&got[0].json());
+    assert!(
+        files.contains(&crate::messaging::ccda()),
+        "the C-CDA comes out of the package byte for byte"
+    );
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
+}
