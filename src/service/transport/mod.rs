@@ -30,8 +30,10 @@ use smtp_client::Peer;
 
 /// One send job per message and recipient domain.
 pub const SEND_JOB: &str = "direct.send";
-/// One job per mail the SMTP listener committed.
-pub const RECEIVE_JOB: &str = "direct.receive";
+/// One job per mail the SMTP listener committed (it names the kind).
+pub use crate::service::mail_intake::RECEIVE_JOB;
+/// The failed MDN for a refused mail from a trusted sender.
+pub const REFUSAL_JOB: &str = "direct.refusal";
 
 /// The port of SMTP between mail servers.
 const SMTP_PORT: u16 = 25;
@@ -181,9 +183,14 @@ pub enum RouteError {
 pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<TransportContext>) {
     let (d, c) = (db.clone(), ctx.clone());
     let retry = ctx.messaging.delivery_retry.clone();
-    registry.register_with_retry(SEND_JOB, retry, move |job| {
+    registry.register_with_retry(SEND_JOB, retry.clone(), move |job| {
         let (db, ctx) = (d.clone(), c.clone());
         async move { outbound::send(&db, &ctx, &job).await }
+    });
+    let (d, c) = (db.clone(), ctx.clone());
+    registry.register_with_retry(REFUSAL_JOB, retry, move |job| {
+        let (db, ctx) = (d.clone(), c.clone());
+        async move { notifications::send_refusal(&db, &ctx, &job).await }
     });
     // Enqueued by the SMTP listener with the default policy.
     registry.register(RECEIVE_JOB, move |job| {
