@@ -8,9 +8,8 @@ use super::clients::require_ops;
 use crate::auth::Authenticated;
 use crate::domain::Invalid;
 use crate::error::{AppError, AppResult};
-use crate::service::transport;
+use crate::service::transport::{self, InboundMail};
 use crate::state::AppState;
-use crate::store::transport::InboundMailRow;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +23,7 @@ pub async fn list_inbound(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Query(q): Query<InboundQuery>,
-) -> AppResult<Json<Vec<InboundMailRow>>> {
+) -> AppResult<Json<Vec<InboundMail>>> {
     require_ops(&caller)?;
     if let Some(s) = q.state.as_deref()
         && !["received", "accepted", "rejected"].contains(&s)

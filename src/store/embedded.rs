@@ -66,6 +66,7 @@ impl EmbeddedPostgres {
             pg.freshly_initialized = true;
         }
         pg.write_settings(opts.throwaway)?;
+        let _starting = pg.start_lock()?;
         if pg.running_postmaster().is_some() {
             tracing::info!(data_dir = %pg.data_dir.display(), "adopting the running embedded PostgreSQL");
             return Ok(pg);
@@ -107,11 +108,32 @@ impl EmbeddedPostgres {
     /// Starts the cluster again after its postmaster died. PostgreSQL refuses while processes
     /// of the dead one still hold its shared memory; the caller retries.
     pub fn restart(&self) -> anyhow::Result<()> {
+        let _starting = self.start_lock()?;
         if self.is_running() {
             return Ok(());
         }
         self.clear_stale_lock_files()?;
         self.launch()
+    }
+
+    /// Held from "is it running?" to "it runs": two processes that find the cluster down (the
+    /// server's supervisor and an admin command, or two servers on one folder) must not both
+    /// clear the lock files and start it, the second removing those of the first one's live
+    /// postmaster, or reading its `postmaster.pid` half-written. Released when dropped.
+    fn start_lock(&self) -> anyhow::Result<fs::File> {
+        let path = self.data_dir.join("gateway-start.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&path, Some(uid.as_raw()), Some(gid.as_raw()))?;
+        }
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
     }
 
     /// True when this start ran `initdb`: the very first start on this data folder.
@@ -293,8 +315,8 @@ impl EmbeddedPostgres {
     fn running_postmaster(&self) -> Option<i32> {
         let text = fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "postgres" || comm.trim() == "postmaster").then_some(pid)
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        is_live_postgres(&stat).then_some(pid)
     }
 
     /// After a crash the lock files name a dead (or recycled) pid and postgres would refuse to
@@ -375,6 +397,22 @@ fn database_user() -> anyhow::Result<Option<(Uid, Gid)>> {
              normal user, or set DATABASE_URL"
         ),
     }
+}
+
+/// Whether a `/proc/PID/stat` line is a postgres process that has not exited. A killed
+/// postmaster stays in the process table, under its name, as a zombie until the process that
+/// inherited it reaps it: a container's init may take a second for that, a gateway running as
+/// PID 1 never does it. Counting a zombie as running kept the supervisor from starting the
+/// cluster again for that long.
+fn is_live_postgres(stat: &str) -> bool {
+    // "PID (NAME) STATE ...": the name may hold spaces and parentheses, the state follows the
+    // last ')'.
+    let Some((head, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let name = head.split_once('(').map_or("", |(_, name)| name);
+    let state = rest.split_whitespace().next().unwrap_or("");
+    matches!(name, "postgres" | "postmaster") && !matches!(state, "Z" | "X" | "x")
 }
 
 fn socket_dir_for(data_dir: &Path) -> PathBuf {
@@ -468,6 +506,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = find_bin_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("lacks initdb"), "{err}");
+    }
+
+    #[test]
+    fn a_zombie_postmaster_is_not_running() {
+        let stat =
+            |name: &str, state: &str| format!("4242 ({name}) {state} 1 4242 4242 0 -1 4194560");
+        assert!(is_live_postgres(&stat("postgres", "S")));
+        assert!(is_live_postgres(&stat("postgres", "R")));
+        assert!(is_live_postgres(&stat("postmaster", "D")));
+        assert!(!is_live_postgres(&stat("postgres", "Z")));
+        assert!(!is_live_postgres(&stat("postgres", "X")));
+        // A recycled pid belongs to some other program.
+        assert!(!is_live_postgres(&stat("bash", "S")));
+        assert!(!is_live_postgres(&stat("my (postgres) S", "S")));
+        assert!(!is_live_postgres(""));
     }
 
     #[test]

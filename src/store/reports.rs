@@ -24,7 +24,7 @@ pub struct StatusRow {
 }
 
 pub struct Scope<'a> {
-    /// Only messages sent from organizations of this reseller (`None`: every organization).
+    /// Only messages of organizations of this reseller (`None`: every organization).
     pub reseller: Option<Uuid>,
     /// Only messages of this organization's domain.
     pub domain: Option<&'a str>,
@@ -32,7 +32,8 @@ pub struct Scope<'a> {
     pub until: DateTime<Utc>,
 }
 
-/// Outbound messages sent in `[from, until)`, oldest first.
+/// Messages of the organizations in scope in `[from, until)`, oldest first: those they sent,
+/// and those other HISPs sent them over the Direct transport (each row a recipient's status).
 pub async fn status_rows(db: &PgPool, s: &Scope<'_>) -> Result<Vec<StatusRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.from_address, r.recipient, m.smtp_message_id, m.size_bytes, r.status, r.failure_origin,
@@ -41,7 +42,7 @@ pub async fn status_rows(db: &PgPool, s: &Scope<'_>) -> Result<Vec<StatusRow>, s
          FROM messages m
          JOIN organizations o ON o.id = m.organization_id
          JOIN message_recipients r ON r.message_id = m.id
-         WHERE m.direction = 'outbound' AND m.created_at >= $1 AND m.created_at < $2
+         WHERE m.created_at >= $1 AND m.created_at < $2
            AND ($3::uuid IS NULL OR o.reseller_id = $3)
            AND ($4::text IS NULL OR lower(o.domain) = lower($4))
          ORDER BY m.created_at, m.id, r.recipient",

@@ -30,8 +30,10 @@ use smtp_client::Peer;
 
 /// One send job per message and recipient domain.
 pub const SEND_JOB: &str = "direct.send";
-/// One job per mail the SMTP listener committed.
-pub const RECEIVE_JOB: &str = "direct.receive";
+/// One job per mail the SMTP listener committed (it names the kind).
+pub use crate::service::mail_intake::RECEIVE_JOB;
+/// The failed MDN for a refused mail from a trusted sender.
+pub const REFUSAL_JOB: &str = "direct.refusal";
 
 /// The port of SMTP between mail servers.
 const SMTP_PORT: u16 = 25;
@@ -181,9 +183,14 @@ pub enum RouteError {
 pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<TransportContext>) {
     let (d, c) = (db.clone(), ctx.clone());
     let retry = ctx.messaging.delivery_retry.clone();
-    registry.register_with_retry(SEND_JOB, retry, move |job| {
+    registry.register_with_retry(SEND_JOB, retry.clone(), move |job| {
         let (db, ctx) = (d.clone(), c.clone());
         async move { outbound::send(&db, &ctx, &job).await }
+    });
+    let (d, c) = (db.clone(), ctx.clone());
+    registry.register_with_retry(REFUSAL_JOB, retry, move |job| {
+        let (db, ctx) = (d.clone(), c.clone());
+        async move { notifications::send_refusal(&db, &ctx, &job).await }
     });
     // Enqueued by the SMTP listener with the default policy.
     registry.register(RECEIVE_JOB, move |job| {
@@ -191,6 +198,9 @@ pub fn register_jobs(registry: &mut JobRegistry, db: PgPool, ctx: Arc<TransportC
         async move { receive::receive(&db, &ctx, &job).await }
     });
 }
+
+/// One inbound mail as ops see it (everything but its bytes).
+pub use crate::store::transport::InboundMailRow as InboundMail;
 
 /// Inbound mail listed at once at most.
 pub const MAX_LISTED: i64 = 500;
@@ -200,6 +210,6 @@ pub async fn inbound_mail(
     db: &PgPool,
     state: Option<&str>,
     limit: i64,
-) -> crate::error::AppResult<Vec<crate::store::transport::InboundMailRow>> {
+) -> crate::error::AppResult<Vec<InboundMail>> {
     Ok(crate::store::transport::list_inbound(db, state, limit.clamp(1, MAX_LISTED)).await?)
 }

@@ -77,10 +77,41 @@ async fn send_mdn(
         .map_err(|e| JobError::Permanent(format!("MDN destination: {}", e.message)))?;
     let ours = DirectAddress::parse(recipient)
         .map_err(|e| JobError::Permanent(format!("reporting address: {}", e.message)))?;
-    let now = job.now;
     // The failure text is ours to choose: the code, never the cause behind it.
     let failure = (disposition == Disposition::Failed)
         .then(|| job.payload["description"].as_str().unwrap_or("").to_owned());
+    let report = Report {
+        ours: &ours,
+        to: &to,
+        original_message_id: &format!("<{}>", origin.smtp_message_id),
+        original_subject: origin.subject.as_deref(),
+        disposition,
+        final_delivery_requested: origin.final_delivery,
+        failure: failure.as_deref(),
+    };
+    send_report(db, t, &report, job).await
+}
+
+/// One MDN to send: about the message `original_message_id` that `to` sent `ours`.
+pub struct Report<'a> {
+    pub ours: &'a DirectAddress,
+    pub to: &'a DirectAddress,
+    /// With its angle brackets.
+    pub original_message_id: &'a str,
+    pub original_subject: Option<&'a str>,
+    pub disposition: Disposition,
+    pub final_delivery_requested: bool,
+    pub failure: Option<&'a str>,
+}
+
+/// Builds, seals and hands over one MDN; the job's outcome says whether to try again.
+async fn send_report(
+    db: &sqlx::PgPool,
+    t: &TransportContext,
+    r: &Report<'_>,
+    job: &Job,
+) -> Result<(), JobError> {
+    let (ours, to, disposition, now) = (r.ours, r.to, r.disposition, job.now);
     let subject = format!(
         "{}: {}",
         match disposition {
@@ -89,9 +120,8 @@ async fn send_mdn(
             Disposition::Displayed => "Displayed",
             _ => "Failed",
         },
-        origin.subject.as_deref().unwrap_or("your message")
+        r.original_subject.unwrap_or("your message")
     );
-    let original = format!("<{}>", origin.smtp_message_id);
     let reporting_ua = format!("{}; hisp-gateway", t.hostname);
     let message_id = format!("<{}@{}>", Uuid::now_v7().simple(), ours.domain());
     let (from, to_s) = (ours.to_string(), to.to_string());
@@ -100,10 +130,10 @@ async fn send_mdn(
             reporting_ua: &reporting_ua,
             original_recipient: None,
             final_recipient: &from,
-            original_message_id: &original,
+            original_message_id: r.original_message_id,
             disposition,
-            final_delivery_requested: origin.final_delivery,
-            failure: failure.as_deref(),
+            final_delivery_requested: r.final_delivery_requested,
+            failure: r.failure,
             subject: &subject,
         },
         &from,
@@ -115,7 +145,7 @@ async fn send_mdn(
 
     let certs = match t
         .discovery
-        .usable_certificates(&to, ours.domain().as_str(), now)
+        .usable_certificates(to, ours.domain().as_str(), now)
         .await
     {
         Ok(c) => c,
@@ -124,7 +154,7 @@ async fn send_mdn(
         // reach it. Visible as a dead job.
         Err(e) => return Err(JobError::Permanent(format!("MDN recipient {to}: {e}"))),
     };
-    let (cert, key) = pki::credentials_for(db, &t.pki, &ours, KeyUse::Signing, now)
+    let (cert, key) = pki::credentials_for(db, &t.pki, ours, KeyUse::Signing, now)
         .await
         .map_err(transient)?
         .ok_or_else(|| transient(format!("no live signing certificate for {ours}")))?;
@@ -172,7 +202,7 @@ async fn send_mdn(
     .unwrap_or(Outcome::Deferred("no outcome".into()));
     match outcome {
         Outcome::Accepted => {
-            metrics::counter!("gateway_mdns_sent_total", "disposition" => word(disposition))
+            metrics::counter!("gateway_mdns_sent_total", "disposition" => disposition.as_str())
                 .increment(1);
             Ok(())
         }
@@ -182,6 +212,38 @@ async fn send_mdn(
         }
         Outcome::Deferred(e) => Err(JobError::Transient(e)),
     }
+}
+
+/// The failed MDN for a mail refused after its signer was trusted (a sender we cannot trust
+/// is told nothing). Its payload names the recipient, the sender, the message and the code.
+pub async fn send_refusal(
+    db: &sqlx::PgPool,
+    t: &TransportContext,
+    job: &Job,
+) -> Result<(), JobError> {
+    let field = |k: &str| {
+        job.payload[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| JobError::Permanent(format!("payload has no {k}")))
+    };
+    let parse = |k: &str| {
+        field(k).and_then(|v| {
+            DirectAddress::parse(&v).map_err(|e| JobError::Permanent(format!("{k}: {}", e.message)))
+        })
+    };
+    let (ours, to) = (parse("recipient")?, parse("to")?);
+    let (original, reason) = (field("originalMessageId")?, field("reason")?);
+    let report = Report {
+        ours: &ours,
+        to: &to,
+        original_message_id: &original,
+        original_subject: None,
+        disposition: Disposition::Failed,
+        final_delivery_requested: false,
+        failure: Some(&reason),
+    };
+    send_report(db, t, &report, job).await
 }
 
 /// What became of a received notification, for the inbound mail's record.
@@ -217,7 +279,7 @@ pub async fn apply(
                 Disposition::Dispatched => Some((Status::Dispatched, None)),
                 Disposition::Displayed => Some((Status::Displayed, None)),
                 Disposition::Failed | Disposition::Denied | Disposition::Deleted => {
-                    Some((Status::Failed, Some(word(disposition))))
+                    Some((Status::Failed, Some(disposition.as_str())))
                 }
             };
             apply_one(db, t, &original_message_id, &recipient, author, change).await
@@ -300,9 +362,37 @@ async fn apply_one(
         // The dispatched notification is what the sender asked for with timely & reliable.
         notify: status != Status::Dispatched || found.final_delivery,
     };
-    delivery::apply(db, &t.messaging, found.message, &found.recipient, change)
+    let mut tx = db.begin().await.map_err(transient)?;
+    if matches!(status, Status::Dispatched | Status::Displayed) {
+        // Dispatched (and displayed) imply processed. The peer's processed MDN may still be on
+        // its way, or be taken after this one (each mail is processed on its own): the
+        // recipient passes through PROCESSED first, so its sender still hears of it, in order,
+        // and the processed MDN finds nothing left to change.
+        let processed = Change {
+            status: Status::Processed,
+            failure: None,
+            notify: true,
+        };
+        delivery::apply_in(
+            &mut tx,
+            &t.messaging,
+            found.message,
+            &found.recipient,
+            &processed,
+        )
         .await
         .map_err(transient)?;
+    }
+    delivery::apply_in(
+        &mut tx,
+        &t.messaging,
+        found.message,
+        &found.recipient,
+        &change,
+    )
+    .await
+    .map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
     Ok(Applied::Recorded)
 }
 
@@ -328,17 +418,5 @@ mod tests {
             "bob@b.example"
         );
         assert_eq!(strip_address_type("bob@b.example"), "bob@b.example");
-    }
-}
-
-/// The disposition's word in an MDN.
-fn word(d: Disposition) -> &'static str {
-    match d {
-        Disposition::Processed => "processed",
-        Disposition::Dispatched => "dispatched",
-        Disposition::Displayed => "displayed",
-        Disposition::Deleted => "deleted",
-        Disposition::Denied => "denied",
-        Disposition::Failed => "failed",
     }
 }

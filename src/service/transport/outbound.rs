@@ -28,25 +28,17 @@ fn transient(e: impl std::fmt::Display) -> JobError {
     JobError::Transient(e.to_string())
 }
 
-/// FAILED for `recipient` with `code`; the sender reads the code and `public`, ops `detail`.
+/// FAILED for `recipient`: the sender reads the code and its public part, ops the detail.
 async fn fail(
     db: &PgPool,
     t: &TransportContext,
     message: Uuid,
     recipient: &str,
-    origin: &str,
-    code: FailureCode,
-    public: Option<&str>,
-    detail: &str,
+    failure: Failure<'_>,
 ) -> Result<(), JobError> {
     let change = Change {
         status: Status::Failed,
-        failure: Some(Failure {
-            origin,
-            code,
-            detail,
-            public,
-        }),
+        failure: Some(failure),
         notify: true,
     };
     metrics::counter!("gateway_messages_failed_total", "route" => "remote").increment(1);
@@ -54,6 +46,16 @@ async fn fail(
         .await
         .map(|_| ())
         .map_err(transient)
+}
+
+/// A failure with nothing public beside its code.
+fn coded<'a>(origin: &'a str, code: FailureCode, detail: &'a str) -> Failure<'a> {
+    Failure {
+        origin,
+        code,
+        detail,
+        public: None,
+    }
 }
 
 pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), JobError> {
@@ -86,17 +88,12 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
     let mut deferred: Vec<(String, String)> = Vec::new();
     for r in &pending {
         let Ok(addr) = DirectAddress::parse(r) else {
-            fail(
-                db,
-                t,
-                id,
-                r,
+            let f = coded(
                 "local",
                 FailureCode::RecipientUnknown,
-                None,
                 "not a Direct address",
-            )
-            .await?;
+            );
+            fail(db, t, id, r, f).await?;
             continue;
         };
         match t
@@ -117,17 +114,11 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
             Err(e) => {
                 let status = e.status();
                 let detail = format!("recipient certificate: {e}");
-                fail(
-                    db,
-                    t,
-                    id,
-                    r,
-                    "local",
-                    FailureCode::NoTrustedRecipients,
-                    Some(status),
-                    &detail,
-                )
-                .await?;
+                let f = Failure {
+                    public: Some(status),
+                    ..coded("local", FailureCode::NoTrustedRecipients, &detail)
+                };
+                fail(db, t, id, r, f).await?;
             }
         }
     }
@@ -138,7 +129,7 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
             Err(JobError::Permanent(e)) => {
                 // Nothing a retry could change (the stored message or a certificate is unusable).
                 for r in &ready {
-                    fail(db, t, id, r, "local", FailureCode::InternalError, None, &e).await?;
+                    fail(db, t, id, r, coded("local", FailureCode::InternalError, &e)).await?;
                 }
                 return Ok(());
             }
@@ -151,17 +142,17 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
                 Outcome::Rejected(reply) => {
                     let public = reply.chars().take(300).collect::<String>();
                     let detail = format!("the peer refused it: {reply}");
-                    fail(
-                        db,
-                        t,
-                        id,
-                        r,
-                        "remote",
-                        FailureCode::RecipientRejected,
-                        Some(&public),
-                        &detail,
-                    )
-                    .await?;
+                    // 552 / 5.3.4: over the peer's size limit, which the sender can act on.
+                    let code = if reply.starts_with("552") || reply.contains(" 5.3.4") {
+                        FailureCode::MessageTooLarge
+                    } else {
+                        FailureCode::RecipientRejected
+                    };
+                    let f = Failure {
+                        public: Some(&public),
+                        ..coded("remote", code, &detail)
+                    };
+                    fail(db, t, id, r, f).await?;
                 }
                 Outcome::Deferred(why) => deferred.push((r.clone(), why)),
             }
@@ -192,10 +183,7 @@ pub async fn send(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(), Jo
             t,
             id,
             r,
-            "remote",
-            FailureCode::DeliveryFailed,
-            None,
-            &detail,
+            coded("remote", FailureCode::DeliveryFailed, &detail),
         )
         .await?;
     }

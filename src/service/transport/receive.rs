@@ -4,8 +4,8 @@
 //! keys, its signature verified and its signer checked against the *recipient* domain's trust
 //! anchors (in date, not revoked, strong, bound to the From address or its domain), and the
 //! wrapped message's From compared with the outer one. What fails is recorded on the
-//! `inbound_mail` row with its reason and gets no answer: a sender we cannot trust is not told
-//! anything. An MDN or DSN moves a recipient of a message we sent; any other message is stored
+//! `inbound_mail` row with its reason; a sender we cannot trust is told nothing, and a trusted
+//! one whose mail is refused all the same (its wrapped From differs) gets a failed MDN. An MDN or DSN moves a recipient of a message we sent; any other message is stored
 //! and delivered through the same jobs as a vendor's message to a local address, and the MDNs
 //! those jobs trigger go back to the sender.
 
@@ -80,33 +80,44 @@ pub async fn receive(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(),
     else {
         return reject(db, id, "malformed: no usable From").await;
     };
-    let inner_from = opened.inner_from.as_deref().map(bare);
-    if !inner_from.is_some_and(|f| f.eq_ignore_ascii_case(&from.to_string())) {
-        return reject(db, id, "from-mismatch: the wrapped message's From differs").await;
-    }
     // The signer must be trusted by the domain of every recipient it reaches; the recipients
     // of a domain that does not trust it are dropped (and the mail refused if none is left).
     let mut trusted: Vec<DirectAddress> = Vec::new();
     let mut problem = None;
+    // One decision per recipient domain (they are usually all one).
+    let mut decided: Vec<(&str, bool)> = Vec::new();
     for r in &recipients {
-        match t
-            .discovery
-            .check_signer(
-                &opened.signer,
-                &opened.chain,
-                r.domain().as_str(),
-                &from,
-                now,
-            )
-            .await
-        {
-            Ok(()) => trusted.push(r.clone()),
-            Err(e) => problem = Some(e.to_string()),
+        let domain = r.domain().as_str();
+        let ok = match decided.iter().find(|(d, _)| *d == domain) {
+            Some((_, ok)) => *ok,
+            None => {
+                let verdict = t
+                    .discovery
+                    .signer_verdict(&opened.signer, &opened.chain, domain, &from, now)
+                    .await
+                    .map_err(transient)?;
+                if let Err(e) = &verdict {
+                    problem = Some(e.to_string());
+                }
+                decided.push((domain, verdict.is_ok()));
+                verdict.is_ok()
+            }
+        };
+        if ok {
+            trusted.push(r.clone());
         }
     }
     if trusted.is_empty() {
         let why = problem.unwrap_or_else(|| "no recipient".into());
         return reject(db, id, &format!("untrusted-signer: {why}")).await;
+    }
+    // The signer is trusted and speaks for the outer From; the wrapped message must come from
+    // the same address. A trusted sender hears why its mail was refused.
+    let inner_from = opened.inner_from.as_deref().map(bare);
+    if !inner_from.is_some_and(|f| f.eq_ignore_ascii_case(&from.to_string())) {
+        let original = message_id_of(&opened).map_or_else(String::new, |m| format!("<{m}>"));
+        let reason = "from-mismatch: the wrapped message's From differs";
+        return refuse(db, t, id, reason, &trusted, &from, &original).await;
     }
 
     if let Some(n) = mdn::parse(&opened.inner) {
@@ -132,26 +143,19 @@ async fn deliver(
     recipients: &[DirectAddress],
 ) -> Result<(), JobError> {
     let parsed = mail_parser::MessageParser::default().parse(&opened.inner);
-    let message_id = parsed
-        .as_ref()
-        .and_then(|m| m.message_id().map(str::to_owned))
-        .or_else(|| {
-            opened.outer.message_id.as_deref().map(|m| {
-                m.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_owned()
-            })
-        })
+    let message_id = message_id_of(opened)
         .unwrap_or_else(|| format!("{}@{}", Uuid::now_v7().simple(), from.domain()));
     let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
     let final_delivery = opened.outer.final_delivery_requested;
+    // MDNs go where the sender asked, but only within its own domain: a trusted signer cannot
+    // point our MDNs at a third party.
     let notify_to = opened
         .outer
         .disposition_notification_to
         .as_deref()
         .map(bare)
         .and_then(|a| DirectAddress::parse(a).ok())
+        .filter(|a| a.domain() == from.domain())
         .map_or_else(|| from.to_string(), |a| a.to_string());
     let recipients: Vec<String> = recipients.iter().map(ToString::to_string).collect();
     let id = Uuid::now_v7();
@@ -204,6 +208,46 @@ async fn accept(db: &PgPool, id: Uuid, note: Option<&str>) -> Result<(), JobErro
     Ok(())
 }
 
+/// `reject`, and a failed MDN to the trusted sender from each recipient, in one transaction.
+/// The MDN gives the code only (`from-mismatch`), not the detail.
+async fn refuse(
+    db: &PgPool,
+    t: &TransportContext,
+    id: Uuid,
+    reason: &str,
+    recipients: &[DirectAddress],
+    sender: &DirectAddress,
+    original_message_id: &str,
+) -> Result<(), JobError> {
+    let code = reason.split(':').next().unwrap_or(reason);
+    let mut tx = db.begin().await.map_err(transient)?;
+    if !store::finish_inbound(&mut tx, id, "rejected", Some(reason))
+        .await
+        .map_err(transient)?
+    {
+        return Ok(());
+    }
+    for r in recipients {
+        jobs::enqueue(
+            &mut tx,
+            &t.messaging.delivery_retry,
+            super::REFUSAL_JOB,
+            json!({
+                "recipient": r.to_string(),
+                "to": sender.to_string(),
+                "originalMessageId": original_message_id,
+                "reason": code,
+            }),
+        )
+        .await
+        .map_err(transient)?;
+    }
+    tx.commit().await.map_err(transient)?;
+    tracing::info!(inbound_id = %id, reason, "inbound Direct mail refused; its sender is told");
+    metrics::counter!("gateway_direct_received_total", "outcome" => "rejected").increment(1);
+    Ok(())
+}
+
 async fn reject(db: &PgPool, id: Uuid, reason: &str) -> Result<(), JobError> {
     let mut conn = db.acquire().await.map_err(transient)?;
     store::finish_inbound(&mut conn, id, "rejected", Some(reason))
@@ -212,6 +256,23 @@ async fn reject(db: &PgPool, id: Uuid, reason: &str) -> Result<(), JobError> {
     tracing::info!(inbound_id = %id, reason, "inbound Direct mail rejected");
     metrics::counter!("gateway_direct_received_total", "outcome" => "rejected").increment(1);
     Ok(())
+}
+
+/// The Message-ID the sender knows its message by, without angle brackets: the wrapped
+/// message's, else the outer one's.
+fn message_id_of(opened: &Opened) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(&opened.inner)
+        .and_then(|m| m.message_id().map(str::to_owned))
+        .or_else(|| {
+            opened.outer.message_id.as_deref().map(|m| {
+                m.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+        })
+        .filter(|m| !m.is_empty())
 }
 
 /// `Name <a@b>` or `<a@b>` → `a@b`.

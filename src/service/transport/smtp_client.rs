@@ -102,7 +102,7 @@ async fn transaction(
     if let Err(e) = conn.command(Mail::new(from, vec![])).await {
         conn.abort().await;
         if e.is_permanent() {
-            let text = e.to_string();
+            let text = reply(&e);
             return Ok(recipients
                 .iter()
                 .map(|_| Outcome::Rejected(text.clone()))
@@ -116,8 +116,8 @@ async fn transaction(
             Err(e) => Outcome::Rejected(format!("not an address: {e}")),
             Ok(to) => match conn.command(Rcpt::new(to, vec![])).await {
                 Ok(_) => Outcome::Accepted,
-                Err(e) if e.is_permanent() => Outcome::Rejected(e.to_string()),
-                Err(e) if e.is_transient() => Outcome::Deferred(e.to_string()),
+                Err(e) if e.is_permanent() => Outcome::Rejected(reply(&e)),
+                Err(e) if e.is_transient() => Outcome::Deferred(reply(&e)),
                 Err(e) => {
                     conn.abort().await;
                     return Err(format!("RCPT: {e}"));
@@ -139,13 +139,24 @@ async fn transaction(
     if let Err(e) = data {
         // The data was refused (or lost): nobody got it.
         let refused = if e.is_permanent() {
-            Outcome::Rejected(e.to_string())
+            Outcome::Rejected(reply(&e))
         } else {
-            Outcome::Deferred(e.to_string())
+            Outcome::Deferred(reply(&e))
         };
         for o in outcomes.iter_mut().filter(|o| **o == Outcome::Accepted) {
             *o = refused.clone();
         }
     }
     Ok(outcomes)
+}
+
+/// The peer's reply as it wrote it, `550 5.1.1 no such user`, from lettre's
+/// `permanent error (550): 5.1.1 no such user`.
+fn reply(e: &lettre::transport::smtp::Error) -> String {
+    let text = e.to_string();
+    ["permanent error (", "transient error ("]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .map(|rest| rest.replacen("): ", " ", 1))
+        .unwrap_or(text)
 }

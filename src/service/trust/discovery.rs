@@ -228,10 +228,35 @@ impl Discovery {
         from: &DirectAddress,
         now: DateTime<Utc>,
     ) -> Result<(), CertProblem> {
-        let anchors = super::anchors_for(&self.db, recipient_domain)
+        self.signer_verdict(signer, chain, recipient_domain, from, now)
             .await
-            .map_err(|e| CertProblem::Untrusted(format!("anchors unavailable: {e}")))?;
-        self.judge(signer, chain, &anchors, &Target::Address(from), now)
+            .unwrap_or_else(|e| Err(CertProblem::Untrusted(format!("anchors unavailable: {e}"))))
+    }
+
+    /// `check_signer`, telling a decision (the inner result) from the database failing to
+    /// give the anchors (`Err`), which the caller should retry rather than hold against the
+    /// sender.
+    pub async fn signer_verdict(
+        &self,
+        signer: &X509,
+        chain: &[X509],
+        recipient_domain: &str,
+        from: &DirectAddress,
+        now: DateTime<Utc>,
+    ) -> crate::error::AppResult<Result<(), CertProblem>> {
+        let anchors = super::anchors_for(&self.db, recipient_domain).await?;
+        Ok(self.signer_judged(signer, chain, &anchors, from, now).await)
+    }
+
+    async fn signer_judged(
+        &self,
+        signer: &X509,
+        chain: &[X509],
+        anchors: &[X509],
+        from: &DirectAddress,
+        now: DateTime<Utc>,
+    ) -> Result<(), CertProblem> {
+        self.judge(signer, chain, anchors, &Target::Address(from), now)
             .await?;
         if let Some(ku) = signer.key_usage()
             && !ku.intersects(X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::NON_REPUDIATION)

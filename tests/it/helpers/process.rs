@@ -122,6 +122,11 @@ impl GatewayProcess {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The last `n` lines of stderr: enough for a failure message that CI shows only in part.
+    pub fn stderr_tail(&self, n: usize) -> String {
+        tail(&self.stderr(), n)
+    }
+
     pub fn signal_term(&self) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
     }
@@ -163,6 +168,12 @@ impl Drop for GatewayProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Polls `url` until it answers 200.

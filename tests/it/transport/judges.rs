@@ -305,9 +305,10 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
             "good",
         ),
         (
+            // Signed by pat, sent as pat, but the wrapped message claims mallory.
             "from",
             Build {
-                outer_from: "mallory@peer.example.net",
+                inner_from: "mallory@peer.example.net",
                 ..base
             },
             "good",
@@ -351,50 +352,69 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
         accepted.len(),
         "only the good mail reached ben's EHR"
     );
-    // Each accepted message got its processed MDN (dispatched was not asked for); the refused
-    // ones got nothing back. The MDN opens with pat's key and verifies against B's root.
+    // Each accepted message got its processed MDN (dispatched was not asked for); of the
+    // refused ones only the From mismatch, whose signer B trusts, got one: failed. Each opens
+    // with pat's key and verifies against B's root.
     b.drain().await;
     let mdns = sink.captured();
-    assert_eq!(mdns.len(), accepted.len(), "one MDN per accepted message");
-    std::fs::write(d.join("mdn.eml"), &mdns[0].data).unwrap();
+    assert_eq!(
+        mdns.len(),
+        accepted.len() + 1,
+        "one MDN per accepted message, one failed"
+    );
     std::fs::write(d.join("b-root.pem"), b.root_pem().await).unwrap();
-    assert_eq!(mdns[0].mail_from, "", "MDNs use the null reverse path");
-    must(
-        d,
-        &[
-            "cms",
-            "-decrypt",
-            "-in",
-            "mdn.eml",
-            "-recip",
-            "good.pem",
-            "-inkey",
-            "good.key",
-            "-out",
-            "mdn-signed.eml",
-        ],
-    );
-    must(
-        d,
-        &[
-            "cms",
-            "-verify",
-            "-in",
-            "mdn-signed.eml",
-            "-CAfile",
-            "b-root.pem",
-            "-purpose",
-            "any",
-            "-out",
-            "mdn-inner.eml",
-        ],
-    );
-    let report = std::fs::read_to_string(d.join("mdn-inner.eml")).unwrap();
-    assert!(report.contains("disposition-notification"), "{report}");
-    assert!(
-        report.contains("MDN-sent-automatically;processed"),
-        "{report}"
-    );
-    assert!(report.contains("<lab-1@peer.example.net>"), "{report}");
-    assert!(!report.contains("Disposition-Notification-To"), "{report}");
+    let mut reported = Vec::new();
+    for mdn in &mdns {
+        assert_eq!(mdn.mail_from, "", "MDNs use the null reverse path");
+        std::fs::write(d.join("mdn.eml"), &mdn.data).unwrap();
+        must(
+            d,
+            &[
+                "cms",
+                "-decrypt",
+                "-in",
+                "mdn.eml",
+                "-recip",
+                "good.pem",
+                "-inkey",
+                "good.key",
+                "-out",
+                "mdn-signed.eml",
+            ],
+        );
+        must(
+            d,
+            &[
+                "cms",
+                "-verify",
+                "-in",
+                "mdn-signed.eml",
+                "-CAfile",
+                "b-root.pem",
+                "-purpose",
+                "any",
+                "-out",
+                "mdn-inner.eml",
+            ],
+        );
+        let report = std::fs::read_to_string(d.join("mdn-inner.eml")).unwrap();
+        assert!(report.contains("disposition-notification"), "{report}");
+        assert!(!report.contains("Disposition-Notification-To"), "{report}");
+        let n = (1..=n)
+            .find(|n| report.contains(&format!("Original-Message-ID: <lab-{n}@peer.example.net>")))
+            .unwrap_or_else(|| panic!("names no message pat sent: {report}"));
+        let kind = if report.contains("MDN-sent-automatically;processed") {
+            "processed"
+        } else if report.contains("MDN-sent-automatically;failed") {
+            assert!(report.contains("from-mismatch"), "{report}");
+            "failed"
+        } else {
+            panic!("neither processed nor failed: {report}")
+        };
+        reported.push((n, kind));
+    }
+    reported.sort();
+    let mut want: Vec<(usize, &str)> = (1..=accepted.len()).map(|n| (n, "processed")).collect();
+    want.push((accepted.len() + 3, "failed"));
+    assert_eq!(reported, want);
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::helpers::TestOptions;
+use crate::helpers::dns::TestDns;
 use crate::helpers::receiver::Receiver;
 use crate::soap::{Fixture, Mode, address, provision_body};
 
@@ -34,6 +35,8 @@ pub const CY: &str = "cy@lakeside.direct.example.org";
 /// One gateway hosting one domain, with its vendor's EHR (inbox) and delivery webhook (dsn).
 pub struct Hisp {
     pub f: Fixture,
+    /// Kept for the gateway's lifetime: its DNS server.
+    _dns: TestDns,
     pub domain: &'static str,
     pub ops: (Uuid, String),
     pub vendor: (Uuid, String),
@@ -52,11 +55,16 @@ impl Hisp {
             address(8001, "ada", "Str0ng-Passw0rd"),
             address(8002, "dee", "Str0ng-Passw0rd")
         );
-        Self::new(HARBOR, &form, &[ADA, DEE]).await
+        Self::new(HARBOR, &form, &[ADA, DEE], |_| {}).await
     }
 
     /// Lakeside (certified 7003) with ben and cy.
     pub async fn lakeside() -> Self {
+        Self::lakeside_with(|_| {}).await
+    }
+
+    /// Lakeside, with its configuration changed by `tweak`.
+    pub async fn lakeside_with(tweak: fn(&mut hisp_gateway::config::Config)) -> Self {
         let form = format!(
             "<organization><certified_id>7003</certified_id></organization><departmentName>Pediatrics</departmentName>\
              <authorizedUsers><idp_id>8003</idp_id></authorizedUsers>{}{}\
@@ -64,11 +72,27 @@ impl Hisp {
             address(8002, "ben", "Str0ng-Passw0rd"),
             address(8003, "cy", "Str0ng-Passw0rd")
         );
-        Self::new(LAKESIDE, &form, &[BEN, CY]).await
+        Self::new(LAKESIDE, &form, &[BEN, CY], tweak).await
     }
 
-    async fn new(domain: &'static str, form: &str, addresses: &[&str]) -> Self {
-        let f = Fixture::with(TestOptions::default()).await;
+    async fn new(
+        domain: &'static str,
+        form: &str,
+        addresses: &[&str],
+        tweak: fn(&mut hisp_gateway::config::Config),
+    ) -> Self {
+        // Its own DNS server, empty: DNS CERT and MX lookups are real and find nothing, and no
+        // query leaves the machine.
+        let dns = TestDns::start(Vec::new()).await;
+        let mut config = crate::helpers::test_config();
+        config.transport.enabled = true;
+        config.dns = dns.config(Duration::from_secs(2));
+        tweak(&mut config);
+        let f = Fixture::with(TestOptions {
+            config,
+            ..Default::default()
+        })
+        .await;
         let session = f.login(Mode::Soap12).await;
         f.call(
             Mode::Soap12,
@@ -85,6 +109,7 @@ impl Hisp {
             dsn: Receiver::start().await,
             signing_key: SigningKey::generate(),
             f,
+            _dns: dns,
             domain,
             ops,
             vendor,
@@ -151,6 +176,16 @@ impl Hisp {
         String::from_utf8(roots[0].to_pem().unwrap()).unwrap()
     }
 
+    /// Our issuing CA, PEM: peers that find our certificates alone (DNS, configured) need it
+    /// to reach the root, unless they fetch it from the AIA URL.
+    pub async fn issuing_pem(&self) -> String {
+        let c = pki::authority_certificate(&self.f.app.db.pool, pki::ISSUING)
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8(c.to_pem().unwrap()).unwrap()
+    }
+
     /// Every live certificate of our domain and its addresses, PEM: what a peer without DNS
     /// CERT records configures for us.
     pub async fn certificates_pem(&self) -> Vec<String> {
@@ -198,7 +233,11 @@ impl Hisp {
             .post_json_as(
                 "/api/v1/trust/peer-certificates",
                 &self.ops,
-                &json!({"target": target, "pem": pem}),
+                &if target.contains('@') {
+                    json!({"address": target, "pem": pem})
+                } else {
+                    json!({"domain": target, "pem": pem})
+                },
             )
             .await;
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
@@ -215,6 +254,18 @@ impl Hisp {
     }
 
     pub async fn send(&self, from: &str, to: &[&str], message_id: &str, asm: bool) -> Value {
+        self.send_as(from, to, message_id, asm, false).await
+    }
+
+    /// `send`, the attachments in an XDM package when `xdm`.
+    pub async fn send_as(
+        &self,
+        from: &str,
+        to: &[&str],
+        message_id: &str,
+        asm: bool,
+        xdm: bool,
+    ) -> Value {
         let body = json!({
             "fromDirectAddress": from,
             "toDirectAddress": to.join(","),
@@ -230,6 +281,7 @@ impl Hisp {
                  "attachmentTitle": "Referral letter", "attachmentFileName": "referral"}
             ],
             "asmEnabled": asm,
+            "xdm": xdm,
         });
         let r = self
             .f
@@ -311,9 +363,20 @@ impl Hisp {
 /// Two gateways that trust each other's CA, know each other's certificates and route to each
 /// other's SMTP listener.
 pub async fn pair() -> (Hisp, Hisp) {
-    let (a, b) = tokio::join!(Hisp::harbor(), Hisp::lakeside());
-    a.trust(&b.root_pem().await).await;
-    b.trust(&a.root_pem().await).await;
+    pair_with(|_| {}).await
+}
+
+/// `pair`, with Lakeside's configuration changed by `tweak`.
+pub async fn pair_with(tweak: fn(&mut hisp_gateway::config::Config)) -> (Hisp, Hisp) {
+    let (a, b) = tokio::join!(Hisp::harbor(), Hisp::lakeside_with(tweak));
+    // The issuing CA too: our certificates' AIA URLs name the configured public_base_url,
+    // which in tests is not where the gateway listens.
+    for anchor in [b.root_pem().await, b.issuing_pem().await] {
+        a.trust(&anchor).await;
+    }
+    for anchor in [a.root_pem().await, a.issuing_pem().await] {
+        b.trust(&anchor).await;
+    }
     for pem in b.certificates_pem().await {
         a.add_peer_certificate(LAKESIDE, &pem).await;
     }
@@ -366,13 +429,6 @@ impl SmtpSink {
             }
         });
         (sink, addr)
-    }
-
-    pub fn refuse(&self, address: &str, reply: &str) {
-        self.refuse
-            .lock()
-            .unwrap()
-            .push((address.to_ascii_lowercase(), reply.to_owned()));
     }
 
     pub fn captured(&self) -> Vec<Captured> {
@@ -468,8 +524,4 @@ pub async fn inject(to: SocketAddr, mail_from: Option<&str>, rcpt: &[&str], raw:
         Outcome::Accepted => "250".into(),
         Outcome::Rejected(t) | Outcome::Deferred(t) => t.clone(),
     }
-}
-
-pub fn now() -> chrono::DateTime<Utc> {
-    Utc::now()
 }

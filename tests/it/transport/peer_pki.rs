@@ -8,7 +8,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509, X509Builder, X509Crl, X509NameBuilder};
 
@@ -80,6 +80,10 @@ impl PeerCa {
             .unwrap();
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
             .unwrap();
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(ski).unwrap();
         b.append_extension(
             KeyUsage::new()
                 .critical()
@@ -165,6 +169,26 @@ impl PeerCa {
                 .unwrap();
             b.add_revoked(e.build()).unwrap();
         }
+        // AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier }, which openssl requires of
+        // a CRL it signs.
+        let id = self.cert.subject_key_id().unwrap().as_slice().to_vec();
+        let mut aki = vec![0x30, id.len() as u8 + 2, 0x80, id.len() as u8];
+        aki.extend_from_slice(&id);
+        let ext = openssl::x509::X509Extension::new_from_der(
+            &openssl::asn1::Asn1Object::from_str("2.5.29.35").unwrap(),
+            false,
+            &openssl::asn1::Asn1OctetString::new_from_bytes(&aki).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(ext).unwrap();
+        // CRLNumber ::= INTEGER, here 1.
+        let number = openssl::x509::X509Extension::new_from_der(
+            &openssl::asn1::Asn1Object::from_str("2.5.29.20").unwrap(),
+            false,
+            &openssl::asn1::Asn1OctetString::new_from_bytes(&[0x02, 0x01, 0x01]).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(number).unwrap();
         b.sign(&self.key, MessageDigest::sha256()).unwrap();
         let crl: X509Crl = b.build().unwrap();
         crl.to_der().unwrap()

@@ -84,11 +84,86 @@ async fn a_message_crosses_to_the_other_gateway_and_its_mdns_come_back() {
     assert_eq!(got[0].json()["fromDirectAddress"], BEN);
     let back = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e02";
     assert_eq!(b.statuses(BEN, back).await[0].1, "DISPATCHED");
-    // MDNs are never answered with MDNs: each side took exactly its message and two MDNs.
-    for h in [&a, &b] {
-        let mail = h.inbound_mail().await;
-        assert_eq!(mail.len(), 3, "{mail:?}");
-    }
+
+    // B's ops see the mail and the message: its listing, and the report like any message.
+    let listed: Value =
+        b.f.app
+            .http
+            .get(b.f.app.url("/api/v1/transport/inbound?state=accepted"))
+            .basic_auth(b.ops.0, Some(&b.ops.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["rcptTo"][0] == BEN && m["mailFrom"] == ADA),
+        "{listed}"
+    );
+    let report: Value =
+        b.f.app
+            .http
+            .get(
+                b.f.app
+                    .url(&format!("/api/v1/reports/messages?domain={LAKESIDE}")),
+            )
+            .basic_auth(b.ops.0, Some(&b.ops.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["from"] == ADA && r["to"] == BEN),
+        "{report}"
+    );
+
+    // Ben's EHR reports it displayed: a displayed MDN goes back and A's vendor hears of it.
+    let receipt =
+        b.f.app
+            .post_json_as(
+                "/MessagingAPI/dirmsg/receipt",
+                &b.vendor,
+                &json!({
+                    "messageId": inbound["messageId"],
+                    "fromDirectAddress": ADA,
+                    "toDirectAddress": BEN,
+                    "disposition": "displayed",
+                }),
+            )
+            .await;
+    assert_eq!(receipt.status(), 200, "{}", receipt.text().await.unwrap());
+    settle(&[&a, &b]).await;
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPLAYED");
+    assert_eq!(
+        a.notifications(id, BEN).last().unwrap(),
+        &("Success".to_owned(), "displayed".to_owned())
+    );
+
+    // MDNs are never answered with MDNs: A took ben's message and three MDNs (processed,
+    // dispatched, displayed), B took ada's message and two.
+    assert_eq!(
+        a.inbound_mail().await.len(),
+        4,
+        "{:?}",
+        a.inbound_mail().await
+    );
+    assert_eq!(
+        b.inbound_mail().await.len(),
+        3,
+        "{:?}",
+        b.inbound_mail().await
+    );
 }
 
 #[tokio::test]
@@ -144,6 +219,7 @@ async fn a_peer_that_is_down_is_retried_then_failed_once() {
     // A domain whose certificate A knows, routed to a port where nothing listens.
     let b = Hisp::lakeside().await;
     a.trust(&b.root_pem().await).await;
+    a.trust(&b.issuing_pem().await).await;
     for pem in b.certificates_pem().await {
         a.add_peer_certificate(LAKESIDE, &pem).await;
     }
@@ -154,11 +230,12 @@ async fn a_peer_that_is_down_is_retried_then_failed_once() {
     a.route(LAKESIDE, dead);
     let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e05";
     a.send(ADA, &[BEN], id, true).await;
-    // Each attempt fails; the worker's clock is stepped past every retry delay.
-    for _ in 0..12 {
+    // Each attempt fails; the worker's clock is stepped past each retry delay, and stays well
+    // before the message's one-hour timeout.
+    for i in 1..=6 {
         a.f.app
             .worker
-            .run_due_at(Utc::now() + chrono::Duration::days(2))
+            .run_due_at(Utc::now() + chrono::Duration::seconds(40 * i))
             .await
             .unwrap();
     }
@@ -205,19 +282,116 @@ async fn mdns_late_or_repeated_change_nothing_and_are_never_answered() {
     let mdns = sink.captured();
     assert_eq!(mdns.len(), 3, "processed and dispatched for the second");
     let (processed, dispatched) = (&mdns[1].data, &mdns[2].data);
+    // One at a time: A processes the mail it takes in no particular order.
     for raw in [dispatched, processed, dispatched] {
         assert_eq!(inject(a.smtp(), None, &[ADA], raw).await, "250");
+        a.drain().await;
     }
-    a.drain().await;
     assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
+    // Dispatched first implies processed (the vendor still hears both, in order); the late
+    // processed and the repeated dispatched change nothing.
     assert_eq!(
         a.notifications(id, BEN),
-        [("Success".to_owned(), "dispatched".to_owned())],
-        "the late processed and the repeated dispatched change nothing"
+        [
+            ("Success".to_owned(), "processed".to_owned()),
+            ("Success".to_owned(), "dispatched".to_owned())
+        ],
+    );
+    let events: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT e.status, e.applied FROM message_events e JOIN messages m ON m.id = e.message_id
+         WHERE m.vendor_message_id = $1 AND e.recipient = $2 ORDER BY e.id",
+    )
+    .bind(id)
+    .bind(BEN)
+    .fetch_all(&a.f.app.db.pool)
+    .await
+    .unwrap();
+    let p = |s: &str, a: bool| (s.to_owned(), a);
+    assert_eq!(
+        events,
+        [
+            p("PROCESSED", true),
+            p("DISPATCHED", true),
+            p("PROCESSED", false),
+            p("PROCESSED", false),
+            p("DISPATCHED", false)
+        ],
+        "the late processed and the repeated dispatched (with the processed it implies) are \
+         recorded, not applied"
     );
     let replays = a.inbound_mail().await;
     assert_eq!(replays.len(), 3, "{replays:?}");
     // A answered none of them: B received only the two messages.
     settle(&[&a, &b]).await;
     assert_eq!(b.inbound_mail().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_that_fails_on_the_receiving_side_comes_back_as_a_failed_mdn() {
+    let (a, b) = pair().await;
+    b.inbox.answer(500);
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e09";
+    a.send(ADA, &[BEN], id, true).await;
+    settle(&[&a, &b]).await;
+    assert_eq!(a.statuses(ADA, id).await[0].1, "PROCESSED");
+    // B's pushes fail until its last attempt; its clock is stepped past each retry delay.
+    for i in 1..=6 {
+        b.f.app
+            .worker
+            .run_due_at(Utc::now() + chrono::Duration::seconds(40 * i))
+            .await
+            .unwrap();
+    }
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(
+        st[0].2.starts_with("9006: ERROR=RecipientRejected"),
+        "{st:?}"
+    );
+    assert_eq!(
+        a.notifications(id, BEN)
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["Success", "Error"],
+        "processed, then the failure, once"
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_the_peers_size_limit_fails_as_too_large() {
+    let (a, b) = pair_with(|c| c.smtp.max_message_bytes = 64 * 1024).await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e10";
+    // The C-CDA and the PDF sealed are well over 64 KiB.
+    a.send(ADA, &[BEN], id, true).await;
+    settle(&[&a, &b]).await;
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(
+        st[0].2.starts_with("9007: ERROR=MessageTooLarge (552"),
+        "{st:?}"
+    );
+    assert!(b.inbound_mail().await.is_empty(), "B kept nothing");
+}
+
+#[tokio::test]
+async fn an_xdm_package_crosses_and_is_unpacked_for_the_receiving_ehr() {
+    let (a, b) = pair().await;
+    b.put_endpoint(
+        BEN,
+        json!({"inboundUrl": b.inbox.url("/inbound"), "xdmDelivery": "unpacked"}),
+    )
+    .await;
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e11";
+    a.send_as(ADA, &[BEN], id, true, true).await;
+    settle(&[&a, &b]).await;
+    let got = b.inbox.accepted();
+    assert_eq!(got.len(), 1);
+    let files = attachments(&got[0].json());
+    assert!(
+        files.contains(&crate::messaging::ccda()),
+        "the C-CDA comes out of the package byte for byte"
+    );
+    assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
 }
