@@ -46,10 +46,17 @@
 //!    were and how much of that was other processes; and per outbox job kind on each gateway,
 //!    how many ran in the window and their time from enqueue to done (p50/p99), which shows
 //!    where a message waits;
-//! 6. where the CPU goes: when `perf` works, a third 32-concurrent window of 10 s under
-//!    `perf record -a -F 499` (its own figures are printed but not recorded: perf costs some),
-//!    its samples grouped by process and, for this process, by what the code does (RSA, AES,
-//!    SHA-2, TLS, MIME parsing, kernel...), in ms per message and the top symbols;
+//! 6. where the CPU goes: when `perf` works, a third 32-concurrent window of 10 s under two
+//!    recordings (its own figures are printed but not recorded: perf costs some):
+//!    `perf record -a -F 499`, every process's samples grouped by process (this one,
+//!    PostgreSQL, the others on the machine) and by shared object or kind of code, with the top
+//!    symbols; and `perf record -p <this process> --call-graph dwarf -F 149`, whose stacks are
+//!    grouped by operation (the first of a list of our functions a stack names: S/MIME seal and
+//!    open, private keys and certificates read and parsed, validation, TLS, sqlx...) and by
+//!    stage (the job or door it ran for; futures that tokio's poll functions inlined cannot be
+//!    told apart, and are reported as such). All in ms of CPU per message DISPATCHED. Debian's
+//!    libcrypto has no symbols for its internals, so the split inside OpenSSL comes from the
+//!    stacks, not from its own function names;
 //! 7. prints one line per measurement and a markdown summary for BENCHMARKS.md with the
 //!    machine (cores, CPU model, kernel) and the date, stops both gateways and the cluster and
 //!    removes the temp folder.
