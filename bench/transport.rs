@@ -1976,10 +1976,6 @@ async fn run(pg: &EmbeddedPostgres, root: &Path) -> anyhow::Result<()> {
             "| this process's CPU per message by operation (perf call stacks) | {} | |",
             line(&st.by_operation, 8)
         );
-        println!(
-            "| this process's CPU per message by stage | {} | |",
-            line(&st.by_stage, 6)
-        );
     }
 
     a.stop().await?;
