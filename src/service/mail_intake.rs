@@ -8,7 +8,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::pki::organization_status;
-use crate::jobs::RetryPolicy;
+/// The outbox retry policy the `direct.receive` jobs are queued with (doors name it through here).
+pub use crate::jobs::RetryPolicy;
 use crate::service::messaging::ADDRESS_ACTIVE;
 use crate::store::inbound_mail as sql;
 

@@ -13,8 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::jobs::RetryPolicy;
-use crate::service::mail_intake::{self, Received, Recipient};
+use crate::service::mail_intake::{self, Received, Recipient, RetryPolicy};
 
 /// A command line longer than this (CRLF included) is refused with 500 5.5.2. RFC 5321 allows
 /// commands 512 octets; MAIL/RCPT parameters from real MTAs can run longer, so we are lenient.

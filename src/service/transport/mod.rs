@@ -75,7 +75,7 @@ impl TransportContext {
         } else {
             t.hostname.clone()
         };
-        let egress = Arc::new(EgressPolicy::new(config.webhooks.allow_private.clone()));
+        let egress = Arc::new(EgressPolicy::from_config(config));
         let mut discovery = Discovery::new(db, trust);
         if let Some(dns) = &dns {
             discovery = discovery.with_source(Box::new(DnsCertSource::new(

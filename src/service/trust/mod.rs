@@ -58,7 +58,7 @@ pub struct TrustContext {
 
 impl TrustContext {
     pub fn from_config(config: &crate::config::Config) -> Self {
-        let egress = Arc::new(EgressPolicy::new(config.webhooks.allow_private.clone()));
+        let egress = Arc::new(EgressPolicy::from_config(config));
         let t = &config.trust;
         let client = crate::egress::guarded_client(egress.clone(), t.fetch_timeout)
             .build()

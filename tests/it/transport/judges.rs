@@ -418,3 +418,37 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
     want.push((accepted.len() + 3, "failed"));
     assert_eq!(reported, want);
 }
+
+#[tokio::test]
+async fn a_route_that_requires_tls_sends_nothing_to_a_peer_without_it() {
+    let a = Hisp::harbor().await;
+    let peer = PeerCa::new("Judge Root");
+    let carol = peer.leaf(&LeafSpec::good(CAROL));
+    a.trust(&peer.pem()).await;
+    a.add_peer_certificate(CAROL, &carol.cert_pem()).await;
+    // The sink offers no STARTTLS.
+    let (sink, addr) = SmtpSink::start().await;
+    a.f.app.state.transport.set_route(
+        "judge.example.net",
+        RouteConfig {
+            address: addr.to_string(),
+            require_tls: true,
+        },
+    );
+    let id = "urn:uuid:1b7e2a9c-44f1-4c55-8d2e-7c1f0e9a0002";
+    a.send(ADA, &[CAROL], id, true).await;
+    for i in 1..=6 {
+        a.f.app
+            .worker
+            .run_due_at(Utc::now() + chrono::Duration::seconds(40 * i))
+            .await
+            .unwrap();
+    }
+    let st = a.statuses(ADA, id).await;
+    assert_eq!(st[0].1, "FAILED", "{st:?}");
+    assert!(st[0].2.starts_with("9004"), "{st:?}");
+    assert!(
+        sink.captured().is_empty(),
+        "not a byte of the message went in the clear"
+    );
+}

@@ -85,6 +85,13 @@ async fn a_message_crosses_to_the_other_gateway_and_its_mdns_come_back() {
     let back = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e02";
     assert_eq!(b.statuses(BEN, back).await[0].1, "DISPATCHED");
 
+    // The gateways spoke STARTTLS (B offers it; A takes it whenever offered).
+    let tls: Option<bool> = sqlx::query_scalar("SELECT bool_and(tls) FROM inbound_mail")
+        .fetch_one(&b.f.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(tls, Some(true));
+
     // B's ops see the mail and the message: its listing, and the report like any message.
     let listed: Value =
         b.f.app
@@ -394,4 +401,87 @@ async fn an_xdm_package_crosses_and_is_unpacked_for_the_receiving_ehr() {
         "the C-CDA comes out of the package byte for byte"
     );
     assert_eq!(a.statuses(ADA, id).await[0].1, "DISPATCHED");
+}
+
+#[tokio::test]
+async fn a_dsn_from_the_peer_fails_the_recipient_it_names() {
+    use hisp_gateway::direct::smime::{self, Algorithms, Envelope, Signer};
+    use hisp_gateway::domain::pki::{DirectAddress, KeyUse};
+
+    let (a, b) = pair().await;
+    // A's message is caught on its way, so that B's MTA can report on it instead.
+    let (sink, addr) = SmtpSink::start().await;
+    a.route(LAKESIDE, addr);
+    let id = "urn:uuid:5f0c2d6e-1e6a-4d0e-9a55-0a1b2c3d4e12";
+    a.send(ADA, &[BEN, CY], id, true).await;
+    a.drain().await;
+    let wire = String::from_utf8(sink.captured()[0].data.clone()).unwrap();
+    let original = wire
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let daemon = format!("MAILER-DAEMON@{LAKESIDE}");
+    let dsn = format!(
+        "From: {daemon}\r\nTo: {ADA}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Message-ID: <dsn-1@{LAKESIDE}>\r\nX-Original-Message-ID: {original}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\
+         --b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.{LAKESIDE}\r\n\r\n\
+         Final-Recipient: rfc822; {BEN}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         Final-Recipient: rfc822; {CY}\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n--b1--\r\n"
+    );
+    // Signed with B's domain certificate, encrypted to A's certificates, as B would.
+    let now = Utc::now();
+    let (cert, key) = pki::credentials_for(
+        &b.f.app.db.pool,
+        &b.f.app.state.pki,
+        &DirectAddress::parse(&daemon).unwrap(),
+        KeyUse::Signing,
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let chain: Vec<_> = pki::authority_certificate(&b.f.app.db.pool, pki::ISSUING)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let to: Vec<openssl::x509::X509> = a
+        .certificates_pem()
+        .await
+        .iter()
+        .map(|p| openssl::x509::X509::from_pem(p.as_bytes()).unwrap())
+        .collect();
+    let sealed = smime::seal_notification(
+        dsn.as_bytes(),
+        &Envelope {
+            from: &daemon,
+            to: &[ADA.to_owned()],
+            message_id: &format!("<dsn-1@{LAKESIDE}>"),
+            date: now,
+            subject: "Direct message",
+            request_final_delivery: false,
+        },
+        &Signer {
+            cert: &cert,
+            key: &key,
+            chain: &chain,
+        },
+        &to,
+        Algorithms::default(),
+    )
+    .unwrap();
+    assert_eq!(inject(a.smtp(), None, &[ADA], &sealed).await, "250");
+    a.drain().await;
+    let st = a.statuses(ADA, id).await;
+    let ben = st.iter().find(|(r, _, _)| r == BEN).unwrap();
+    assert_eq!(ben.1, "FAILED", "{st:?}");
+    assert_eq!(ben.2, "9006: ERROR=RecipientRejected (5.1.1)", "{st:?}");
+    let cy = st.iter().find(|(r, _, _)| r == CY).unwrap();
+    assert_eq!(cy.1, "SMTPINIT", "a delayed action changes nothing: {st:?}");
+    assert_eq!(a.inbound_mail().await[0].0, "accepted");
 }
