@@ -2,6 +2,7 @@
 //! CRLs with openssl. No database here; `service::pki` decides what to issue and stores it.
 
 pub mod der;
+pub mod parsed;
 pub mod sealed;
 
 use chrono::{DateTime, Months, TimeDelta, Utc};

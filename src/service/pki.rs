@@ -338,7 +338,7 @@ pub async fn publish_crl_now(
 pub async fn authority_certificate(db: &PgPool, role: &str) -> AppResult<Option<X509>> {
     let row = store::pki::active_authority(&mut *db.acquire().await?, role).await?;
     Ok(row
-        .map(|r| X509::from_der(&r.certificate_der))
+        .map(|r| crate::ca::parsed::certificate(&r.certificate_der))
         .transpose()
         .map_err(anyhow::Error::from)?)
 }
@@ -828,8 +828,9 @@ pub async fn credentials_for(
     let Some((der, sealed)) = found else {
         return Ok(None);
     };
-    let cert = X509::from_der(&der).map_err(anyhow::Error::from)?;
-    Ok(Some((cert, ctx.kek.open(&sealed)?)))
+    let cert = crate::ca::parsed::certificate(&der).map_err(anyhow::Error::from)?;
+    let key = crate::ca::parsed::key(&sealed, || ctx.kek.open(&sealed))?;
+    Ok(Some((cert, key)))
 }
 
 /// Every live certificate and key that may decrypt mail for `address` (its own, its
@@ -845,8 +846,9 @@ pub async fn decryption_keys(
             .await?;
     let mut keys = Vec::with_capacity(rows.len());
     for (der, sealed) in rows {
-        let cert = X509::from_der(&der).map_err(anyhow::Error::from)?;
-        keys.push((cert, ctx.kek.open(&sealed)?));
+        let cert = crate::ca::parsed::certificate(&der).map_err(anyhow::Error::from)?;
+        let key = crate::ca::parsed::key(&sealed, || ctx.kek.open(&sealed))?;
+        keys.push((cert, key));
     }
     Ok(keys)
 }

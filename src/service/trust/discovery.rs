@@ -48,7 +48,7 @@ impl CertificateSource for StoreSource {
             .await
             .map_err(|e| SourceError::Temporary(format!("database: {e}")))?;
             Ok(found
-                .and_then(|(der, _)| X509::from_der(&der).ok())
+                .and_then(|(der, _)| crate::ca::parsed::certificate(&der).ok())
                 .into_iter()
                 .collect())
         })
@@ -79,7 +79,10 @@ impl CertificateSource for ConfiguredSource {
             )
             .await
             .map_err(|e| SourceError::Temporary(format!("database: {e}")))?;
-            Ok(ders.iter().filter_map(|d| X509::from_der(d).ok()).collect())
+            Ok(ders
+                .iter()
+                .filter_map(|d| crate::ca::parsed::certificate(d).ok())
+                .collect())
         })
     }
 }

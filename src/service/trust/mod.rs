@@ -270,7 +270,7 @@ pub async fn anchors_for(db: &PgPool, domain: &str) -> AppResult<Vec<X509>> {
     for der in store::trust::anchors_der(db, &domain).await? {
         // A row we wrote from a certificate we parsed; one that does not parse is skipped
         // rather than stopping every message of the domain.
-        match X509::from_der(&der) {
+        match crate::ca::parsed::certificate(&der) {
             Ok(c) => anchors.push(c),
             Err(_) => tracing::error!(domain = %domain, "a stored trust anchor does not parse"),
         }
