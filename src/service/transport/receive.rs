@@ -129,6 +129,16 @@ pub async fn receive(db: &PgPool, t: &TransportContext, job: &Job) -> Result<(),
             }
         };
     }
+    if mdn::is_notification(&opened.inner) {
+        // A report we cannot read is still a report: delivering it as a message would answer
+        // it with a processed MDN.
+        return reject(
+            db,
+            id,
+            "unmatched-notification: a report that cannot be read",
+        )
+        .await;
+    }
     deliver(db, t, id, &opened, &from, &trusted).await
 }
 
@@ -146,7 +156,13 @@ async fn deliver(
     let message_id = message_id_of(opened)
         .unwrap_or_else(|| format!("{}@{}", Uuid::now_v7().simple(), from.domain()));
     let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
-    let final_delivery = opened.outer.final_delivery_requested;
+    // Asked for on the outer message, as the Implementation Guide says, or only on the wrapped
+    // one, as some peers do.
+    let final_delivery = opened.outer.final_delivery_requested
+        || parsed
+            .as_ref()
+            .and_then(|m| m.header_raw("Disposition-Notification-Options"))
+            .is_some_and(smime::asks_final_delivery);
     // MDNs go where the sender asked, but only within its own domain: a trusted signer cannot
     // point our MDNs at a third party.
     let notify_to = opened

@@ -127,14 +127,22 @@ struct Build<'a> {
     outer_from: &'a str,
     inner_from: &'a str,
     tamper: bool,
+    /// The wrapped message is a delivery report no one can read.
+    report: bool,
 }
 
 fn build_mail(dir: &Path, b: &Build, signer: &str, recipients: &[String], n: usize) -> Vec<u8> {
     let inner = format!(
         "From: {}\r\nTo: {BEN}\r\nSubject: Lab results {n}\r\nMessage-ID: <lab-{n}@peer.example.net>\r\n\
-         Date: Sun, 06 Dec 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
-         Results attached, number {n}.\r\n",
-        b.inner_from
+         Date: Sun, 06 Dec 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\n{}",
+        b.inner_from,
+        if b.report {
+            "Content-Type: multipart/report; report-type=disposition-notification; boundary=x\r\n\r\n\
+             --x\r\nContent-Type: text/plain\r\n\r\nnothing to report\r\n--x--\r\n"
+                .to_owned()
+        } else {
+            format!("Content-Type: text/plain\r\n\r\nResults attached, number {n}.\r\n")
+        }
     );
     let wrapped = format!("Content-Type: message/rfc822\r\n\r\n{inner}");
     std::fs::write(dir.join("wrapped.eml"), wrapped).unwrap();
@@ -255,6 +263,7 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
         outer_from: PAT,
         inner_from: PAT,
         tamper: false,
+        report: false,
     };
     let accepted = [
         Build { ..base },
@@ -287,7 +296,7 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
             "case {i}"
         );
     }
-    let refused: [(&str, Build, &str); 7] = [
+    let refused: [(&str, Build, &str); 8] = [
         (
             "sha1",
             Build {
@@ -317,6 +326,14 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
         ("weak", Build { ..base }, "weak"),
         ("expired", Build { ..base }, "expired"),
         ("revoked", Build { ..base }, "revoked"),
+        (
+            "report",
+            Build {
+                report: true,
+                ..base
+            },
+            "good",
+        ),
     ];
     for (_, case, signer) in &refused {
         n += 1;
@@ -338,6 +355,7 @@ async fn mail_built_by_openssl_is_taken_and_flawed_mail_refused_with_its_reason(
         "key",
         "expired",
         "revoked",
+        "notification",
     ];
     for ((name, _, _), ((state, reason), word)) in refused
         .iter()
