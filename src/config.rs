@@ -271,6 +271,9 @@ pub struct SmtpConfig {
     /// Open sessions at most, in all and from one address; more get 421 4.7.0 and are closed.
     pub max_sessions: usize,
     pub max_sessions_per_address: usize,
+    /// Messages received at once (each is held in memory up to `max_message_bytes` until it
+    /// is committed); DATA waits for a place up to `command_timeout`, then gets 451 4.3.2.
+    pub max_concurrent_messages: usize,
     /// Longest wait for a command line (and for each write); then 421 and the end.
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
@@ -472,8 +475,9 @@ impl Config {
             smtp.max_message_bytes > 0
                 && smtp.max_recipients > 0
                 && smtp.max_sessions > 0
-                && smtp.max_sessions_per_address > 0,
-            "smtp.max_message_bytes, max_recipients, max_sessions and max_sessions_per_address must be positive"
+                && smtp.max_sessions_per_address > 0
+                && smtp.max_concurrent_messages > 0,
+            "smtp.max_message_bytes, max_recipients, max_sessions, max_sessions_per_address and max_concurrent_messages must be positive"
         );
         anyhow::ensure!(
             !smtp.command_timeout.is_zero() && !smtp.data_timeout.is_zero(),

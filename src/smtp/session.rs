@@ -4,12 +4,14 @@
 //! ends with its stream handed back, and the caller runs a fresh session over TLS.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use smtp_proto::{Error as ParseError, Request};
 use sqlx::PgPool;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -34,6 +36,8 @@ pub struct Context {
     pub max_recipients: usize,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    /// Places for messages being received (and held in memory) at once.
+    pub messages: Arc<Semaphore>,
     /// Whether STARTTLS is offered (the listener has a certificate).
     pub starttls: bool,
     pub require_tls: bool,
@@ -54,6 +58,7 @@ impl Context {
             max_recipients: c.max_recipients,
             command_timeout: c.command_timeout,
             data_timeout: c.data_timeout,
+            messages: Arc::new(Semaphore::new(c.max_concurrent_messages)),
             starttls: true,
             require_tls: c.require_tls,
             shutdown,
@@ -320,6 +325,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             self.reply(503, "5.5.1 Need RCPT before DATA");
             return Ok(Next::Continue);
         }
+        let place = self.ctx.messages.clone().acquire_owned();
+        let Ok(Ok(_place)) = tokio::time::timeout(self.ctx.command_timeout, place).await else {
+            self.reply(
+                451,
+                "4.3.2 Too busy to take the message now, try again later",
+            );
+            self.reset();
+            return Ok(Next::Continue);
+        };
         self.reply(354, "Start mail input; end with <CRLF>.<CRLF>");
         self.flush().await?;
         let body = self.read_message().await?;

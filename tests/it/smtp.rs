@@ -702,6 +702,40 @@ async fn a_peer_that_keeps_getting_refused_is_closed() {
 }
 
 #[tokio::test]
+async fn messages_received_at_once_are_capped() {
+    let app = gateway(|c| {
+        c.smtp.max_concurrent_messages = 1;
+        c.smtp.command_timeout = Duration::from_secs(1);
+        c.smtp.data_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut first = greeted(&app).await;
+    let mut second = greeted(&app).await;
+    for c in [&mut first, &mut second] {
+        c.expect(&format!("MAIL FROM:<{PEER}>"), 250, "2.1.0").await;
+        c.expect(&format!("RCPT TO:<{BEN}>"), 250, "2.1.5").await;
+    }
+    first.expect("DATA", 354, "").await;
+    first.send(b"Subject: first\r\n").await;
+    // The one place is taken: the second waits, then is told to come back.
+    second.expect("DATA", 451, "4.3.2").await;
+    first.send(b"\r\nbody\r\n.\r\n").await;
+    assert_eq!(first.reply().await.0, 250);
+    // The place is free again; the refused transaction was reset.
+    second.expect("DATA", 503, "5.5.1").await;
+    second
+        .expect(&format!("MAIL FROM:<{PEER}>"), 250, "2.1.0")
+        .await;
+    second
+        .expect(&format!("RCPT TO:<{BEN}>"), 250, "2.1.5")
+        .await;
+    second.expect("DATA", 354, "").await;
+    second.send(b"Subject: second\r\n\r\nbody\r\n.\r\n").await;
+    assert_eq!(second.reply().await.0, 250);
+    assert_eq!(count(&app.db.pool, "inbound_mail").await, 2);
+}
+
+#[tokio::test]
 async fn a_disabled_listener_binds_nothing() {
     let app = gateway(|c| c.smtp.enabled = false).await;
     assert_eq!(app.smtp, None);
