@@ -339,8 +339,10 @@ async fn a_server_that_never_answers_is_a_temporary_failure_within_the_timeout()
         };
         let took = started.elapsed();
         assert!(matches!(err, DnsError::Temporary(_)), "{err:?}");
+        // The margin absorbs a loaded machine; without the deadline, mail_hosts alone takes
+        // an MX and an address lookup of 800 ms each.
         assert!(
-            took < Duration::from_millis(800 + 400),
+            took < Duration::from_millis(800 + 600),
             "lookup {lookup} took {took:?}"
         );
     }
