@@ -207,7 +207,14 @@ async fn a_killed_embedded_postgres_is_restarted_and_requests_meanwhile_get_503(
          gateway: {}",
         gw.stderr_tail(12)
     );
-    let log = gw.stderr();
+    // The supervisor says "running again" when `pg_ctl start -w` returns, which can be a moment
+    // after the server's first answers.
+    let said_by = Instant::now() + Duration::from_secs(30);
+    let mut log = gw.stderr();
+    while !log.contains("running again") && Instant::now() < said_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        log = gw.stderr();
+    }
     for said in ["starting it again", "running again"] {
         assert!(
             log.contains(said),
