@@ -578,12 +578,15 @@ pub struct MessageRow {
     pub final_delivery: bool,
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    pub subject: Option<String>,
+    /// For a message from another HISP: where its MDNs go.
+    pub notify_to: Option<String>,
 }
 
 pub async fn message(db: &PgPool, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, direction, client_id, from_address, smtp_message_id, vendor_message_id, xdm,
-                final_delivery, metadata, created_at
+                final_delivery, metadata, created_at, subject, notify_to
          FROM messages WHERE id = $1",
     )
     .bind(id)
@@ -605,7 +608,7 @@ pub async fn message_with_mime(
     }
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, direction, client_id, from_address, smtp_message_id, vendor_message_id, xdm,
-                final_delivery, metadata, created_at, mime
+                final_delivery, metadata, created_at, subject, notify_to, mime
          FROM messages WHERE id = $1",
     )
     .bind(id)

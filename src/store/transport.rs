@@ -159,27 +159,6 @@ pub async fn reported(
     .await
 }
 
-/// What the MDNs about a message from another HISP need to know of it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct Origin {
-    pub direction: String,
-    pub from_address: String,
-    pub smtp_message_id: String,
-    pub notify_to: Option<String>,
-    pub final_delivery: bool,
-    pub subject: Option<String>,
-}
-
-pub async fn origin(db: &PgPool, message: Uuid) -> Result<Option<Origin>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT direction, from_address, smtp_message_id, notify_to, final_delivery, subject
-         FROM messages WHERE id = $1",
-    )
-    .bind(message)
-    .fetch_optional(db)
-    .await
-}
-
 /// One inbound mail as ops list it: everything but its bytes.
 #[derive(Debug, sqlx::FromRow, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -44,7 +44,7 @@ impl PeerNotifier for Mdns {
             let Some(t) = self.transport.upgrade() else {
                 return Err(JobError::Transient("the gateway is stopping".into()));
             };
-            send_mdn(&self.db, &t, message.id, recipient, status, job).await
+            send_mdn(&self.db, &t, message, recipient, status, job).await
         })
     }
 }
@@ -56,7 +56,7 @@ fn transient(e: impl std::fmt::Display) -> JobError {
 async fn send_mdn(
     db: &sqlx::PgPool,
     t: &TransportContext,
-    message: Uuid,
+    origin: &MessageRow,
     recipient: &str,
     status: Status,
     job: &Job,
@@ -68,10 +68,6 @@ async fn send_mdn(
         Status::Displayed => Disposition::Displayed,
         Status::Failed | Status::FailedTimeout => Disposition::Failed,
     };
-    let origin = store::origin(db, message)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| JobError::Permanent("no such message".into()))?;
     let to = origin.notify_to.as_deref().unwrap_or(&origin.from_address);
     let to = DirectAddress::parse(to)
         .map_err(|e| JobError::Permanent(format!("MDN destination: {}", e.message)))?;

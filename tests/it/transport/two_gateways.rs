@@ -112,6 +112,27 @@ async fn a_message_crosses_to_the_other_gateway_and_its_mdns_come_back() {
             .any(|m| m["rcptTo"][0] == BEN && m["mailFrom"] == ADA),
         "{listed}"
     );
+    // Only ops may list it, and a bad filter is named.
+    for (who, query, want, field) in [
+        (&b.vendor, "", 403, None),
+        (&b.ops, "?limit=0", 400, Some("limit")),
+        (&b.ops, "?limit=100000", 400, Some("limit")),
+        (&b.ops, "?state=lost", 400, Some("state")),
+    ] {
+        let r =
+            b.f.app
+                .http
+                .get(b.f.app.url(&format!("/api/v1/transport/inbound{query}")))
+                .basic_auth(who.0, Some(&who.1))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), want, "{query}");
+        let v: Value = r.json().await.unwrap();
+        if let Some(field) = field {
+            assert_eq!(v["error"]["field"], field, "{v}");
+        }
+    }
     let report: Value =
         b.f.app
             .http
