@@ -61,6 +61,50 @@ pub struct Config {
     pub transport: TransportConfig,
     pub trust: TrustConfig,
     pub dns: DnsConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// E-mails to people outside the Direct network (certificate applicants), through a relay.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotificationsConfig {
+    pub smtp_relay: SmtpRelayConfig,
+}
+
+/// The SMTP submission relay notification e-mails go through.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpRelayConfig {
+    /// `host:port`; empty: no e-mail is sent (the jobs end without sending, logged).
+    pub address: String,
+    pub starttls: StartTls,
+    /// AUTH credentials; an empty username means none.
+    pub username: String,
+    pub password: Secret,
+    /// The From address of the e-mails.
+    pub from: String,
+    /// Longest wait for the relay: connecting and each reply.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl SmtpRelayConfig {
+    /// (host, port) of `address`; `None` when it is empty.
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let (host, port) = self.address.trim().rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some((host.to_owned(), port.parse().ok()?))
+    }
+}
+
+/// How the relay connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// STARTTLS with a verified certificate, or nothing is sent.
+    Required,
+    /// STARTTLS when offered (certificate verified), plain otherwise.
+    Opportunistic,
+    /// Plain SMTP (a relay on the same host or network).
+    None,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.
@@ -514,6 +558,25 @@ impl Config {
             "messaging.xdm_source_id {:?} is not a dotted OID",
             m.xdm_source_id
         );
+        let relay = &self.notifications.smtp_relay;
+        if !relay.address.trim().is_empty() {
+            anyhow::ensure!(
+                relay
+                    .host_port()
+                    .is_some_and(|(h, p)| !h.is_empty() && p > 0),
+                "notifications.smtp_relay.address {:?} is not host:port",
+                relay.address
+            );
+            anyhow::ensure!(
+                crate::domain::certificate_application::email(&relay.from).is_ok(),
+                "notifications.smtp_relay.from {:?} is not an e-mail address",
+                relay.from
+            );
+            anyhow::ensure!(
+                !relay.timeout.is_zero(),
+                "notifications.smtp_relay.timeout must be positive"
+            );
+        }
         Ok(self)
     }
 

@@ -29,6 +29,7 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
     pub trust: Arc<TrustContext>,
+    pub applications: Arc<crate::service::certificate_applications::NotifyContext>,
 }
 
 impl AppState {
@@ -65,6 +66,9 @@ impl AppState {
             ))),
             clock: Clock::default(),
             trust,
+            applications: Arc::new(
+                crate::service::certificate_applications::NotifyContext::from_config(&config),
+            ),
             config: Arc::new(config),
             db,
         }
@@ -86,6 +90,11 @@ impl AppState {
         );
         crate::service::transport::register_jobs(&mut r, self.db.clone(), self.transport.clone());
         crate::service::trust::register_jobs(&mut r, self.db.clone(), self.trust.clone());
+        crate::service::certificate_applications::notify::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.applications.clone(),
+        );
         r
     }
 }

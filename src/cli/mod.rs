@@ -3,6 +3,7 @@
 //! cluster if needed) and act through `service`, as the doors do.
 
 mod account;
+mod applications;
 mod ca;
 mod client;
 mod demo;
@@ -25,6 +26,7 @@ use crate::service::Actor;
 use crate::store::{self, Database};
 
 pub use account::AccountCommand;
+pub use applications::{ApplicationsCommand, TrustedAgentCommand};
 pub use ca::CaCommand;
 pub use client::ClientCommand;
 pub use identity::IdentityCommand;
@@ -81,6 +83,12 @@ pub enum Command {
     /// Trust: anchors per domain, peer certificates, trust bundles.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Trusted-Agent certificate applications: list, show, approve, reject.
+    #[command(subcommand)]
+    Applications(ApplicationsCommand),
+    /// Which organization each trusted agent belongs to.
+    #[command(subcommand)]
+    TrustedAgent(TrustedAgentCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -154,6 +162,8 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Messaging(c) => messaging::run(c, &ctx).await?,
         Command::Transport(c) => transport::run(c, &ctx).await?,
         Command::Trust(c) => trust::run(c, &ctx).await?,
+        Command::Applications(c) => applications::run(c, &ctx).await?,
+        Command::TrustedAgent(c) => applications::run_trusted_agent(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

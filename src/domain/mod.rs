@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no sqlx/axum/tokio.
 
+pub mod certificate_application;
 pub mod client;
 pub mod failure;
 pub mod identity;

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admission;
+mod certificate_applications;
 mod clients;
 mod errors;
 mod extract;
@@ -152,6 +153,30 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/trust/bundles/{id}/refresh",
             post(trust::refresh_bundle),
+        )
+        .route(
+            "/api/v1/certificate-applications",
+            get(certificate_applications::list).post(certificate_applications::submit),
+        )
+        .route(
+            "/api/v1/certificate-applications/{id}",
+            get(certificate_applications::get),
+        )
+        .route(
+            "/api/v1/certificate-applications/{id}/approve",
+            post(certificate_applications::approve),
+        )
+        .route(
+            "/api/v1/certificate-applications/{id}/reject",
+            post(certificate_applications::reject),
+        )
+        .route(
+            "/api/v1/trusted-agents",
+            get(certificate_applications::list_trusted_agents),
+        )
+        .route(
+            "/api/v1/trusted-agents/{client_id}",
+            axum::routing::put(certificate_applications::link_trusted_agent),
         )
         .route("/pki/root.crt", get(pki::root_der))
         .route("/pki/root.pem", get(pki::root_pem))

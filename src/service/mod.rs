@@ -2,6 +2,7 @@
 //! transaction with its audit record (and outbox jobs), and returns domain types or `AppError`.
 
 pub mod accounts;
+pub mod certificate_applications;
 pub mod clients;
 pub mod demo;
 pub mod health;

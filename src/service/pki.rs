@@ -541,6 +541,15 @@ pub async fn issue_requested(
     if let Some(p) = cert.predecessor_id {
         store::pki::mark_renewed(&mut tx, p).await?;
     }
+    // A certificate an application asked for: its address goes live with it, in this commit.
+    super::certificate_applications::on_certificate_issued(
+        &mut tx,
+        &ctx.retry,
+        id,
+        cert.predecessor_id,
+        now,
+    )
+    .await?;
     if cert.binding == "domain" && org.status != org_status::DISABLED {
         organizations::set_status(&mut tx, org.id, org_status::ACTIVATED).await?;
     }

@@ -1080,10 +1080,10 @@ async fn details(
                 (Some(a), Some(b)) if !b.is_empty() => Some(format!("{a}, {b}")),
                 (a, _) => a.clone(),
             };
-            let has_trusted_agent = o
-                .other_info
-                .get("hasTrustedAgent")
-                .is_some_and(|v| v.as_bool() == Some(true) || v.as_i64() == Some(1));
+            let has_trusted_agent = o.has_trusted_agent
+                || o.other_info
+                    .get("hasTrustedAgent")
+                    .is_some_and(|v| v.as_bool() == Some(true) || v.as_i64() == Some(1));
             OrganizationDetail {
                 certified_id: o.certified_id,
                 domain: o.domain,

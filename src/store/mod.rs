@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod certificate_applications;
 pub mod clients;
 pub mod embedded;
 pub mod identities;

@@ -290,6 +290,8 @@ pub struct OrgDetailRow {
     pub city: Option<String>,
     pub state: Option<String>,
     pub zip: Option<String>,
+    /// A trusted-agent client is linked to the organization.
+    pub has_trusted_agent: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -320,7 +322,8 @@ pub async fn organizations(
     sqlx::query_as(
         "SELECT o.id, o.certified_id, o.domain, o.name, o.created_at, o.status, o.certificate_category,
                 o.default_settings, o.other_info, o.reseller_id, v.tax_id, v.npi, v.address_line1,
-                v.address_line2, v.city, v.state, v.zip
+                v.address_line2, v.city, v.state, v.zip,
+                EXISTS (SELECT 1 FROM trusted_agents t WHERE t.organization_id = o.id) AS has_trusted_agent
          FROM organizations o LEFT JOIN verified_organizations v USING (certified_id)
          WHERE o.reseller_id = $1 AND ($2::text IS NULL OR lower(o.domain) = lower($2))
          ORDER BY o.id",
