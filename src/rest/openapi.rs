@@ -54,6 +54,7 @@ const TAG_HEALTH: &str = "Health";
 const TAG_SOAP: &str = "SOAP";
 const TAG_DOCS: &str = "Documentation";
 const TAG_WEBHOOKS: &str = "Webhooks";
+const TAG_APPLICATIONS: &str = "Certificate applications";
 
 /// The docs routes; they need no authentication.
 pub fn router() -> Router<AppState> {
@@ -213,9 +214,16 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::swagger_ui,
         operations::delivery_status_notification,
         operations::inbound_message,
+        applications::submit_application,
+        applications::list_applications,
+        applications::get_application,
+        applications::approve_application,
+        applications::reject_application,
+        applications::list_trusted_agents,
+        applications::link_trusted_agent,
     ),
     components(schemas(schemas::ErrorBody, schemas::OAuthError)),
-    modifiers(&SecuritySchemes, &Webhooks, &CommonResponses),
+    modifiers(&SecuritySchemes, &TaSecurity, &Webhooks, &CommonResponses),
     tags(
         (name = TAG_MESSAGING, description = "Sending Direct messages and following their delivery (vendor clients)."),
         (name = TAG_OAUTH, description = "Bearer tokens for vendor clients (client credentials grant)."),
@@ -231,6 +239,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_SOAP, description = "The Organization Registration SOAP service, described by its WSDL."),
         (name = TAG_DOCS, description = "This document and its browser."),
         (name = TAG_WEBHOOKS, description = "What the gateway POSTs to vendors' registered endpoints (see `webhooks`)."),
+        (name = TAG_APPLICATIONS, description = "Trusted Agents apply for patient, provider-address and organizational certificates; officers review; ops links TAs to organizations (DataMotion style)."),
     ),
 )]
 struct ApiDoc;
@@ -2454,4 +2463,361 @@ mod operations {
         )
     )]
     pub fn inbound_message() {}
+}
+
+/// Trusted-Agent certificate applications (DataMotion style): their wire shapes and routes.
+/// The vendor publishes no JSON names; these are ours, and stable.
+mod applications {
+    #![allow(dead_code)]
+
+    use chrono::{DateTime, Utc};
+    use serde::Serialize;
+    use utoipa::ToSchema;
+    use uuid::Uuid;
+
+    use super::TAG_APPLICATIONS;
+    use super::schemas::ErrorBody;
+
+    /// What is applied for.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ApplicationKind {
+        Patient,
+        Address,
+        Organization,
+    }
+
+    /// Submitted, Approved and Rejected are the officer's decision; CertificateIssued,
+    /// Provisioned, Revoked and Expired follow the current certificate and the address.
+    #[derive(Serialize, ToSchema)]
+    pub enum ApplicationStatus {
+        Submitted,
+        Approved,
+        Rejected,
+        CertificateIssued,
+        Provisioned,
+        Revoked,
+        Expired,
+    }
+
+    /// A certificate application. Every field of the DataMotion patient application, plus
+    /// `kind` for the two sibling applications (a provider's address certificate and an
+    /// organization's domain-bound certificate). Validation names the first bad field.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[schema(example = json!({
+        "trustedAgentName": "Tess Agent",
+        "organizationName": "Lakeside Pediatrics",
+        "hipaaType": "4",
+        "firstName": "Pat",
+        "lastName": "Doe",
+        "city": "Albany",
+        "state": "NY",
+        "country": "US",
+        "durationYears": 2,
+        "certificateName": "Pat Doe",
+        "directAddress": "pat.doe@lakeside.direct.example.org",
+        "autoRenew": true,
+        "identityAttestation": "yes",
+        "notificationEmail": "pat.doe@example.com",
+        "notes": "Identity checked in clinic with two documents."
+    }))]
+    pub struct CertificateApplicationRequest {
+        /// `patient` (the default: a patient certificate, HIPAA type 4), `address` (a
+        /// provider's address certificate, HIPAA types 1–3) or `organization` (the
+        /// organization's domain-bound certificate, HIPAA types 1–3).
+        #[schema(nullable = false)]
+        pub kind: Option<ApplicationKind>,
+        /// The TA to be named on the certificate application.
+        pub trusted_agent_name: String,
+        /// The legal business name of the organization the patient (or provider) belongs to, as
+        /// established with the HISP: must match the TA's linked organization.
+        pub organization_name: String,
+        /// The HIPAA-compliance type: 1 Other, 2 Covered Entity, 3 Business Associate,
+        /// 4 Patient (number or string). Must be 4 for `patient`, 1–3 otherwise. It decides the
+        /// certificate category: 4 → Patient (1.3.6.1.4.1.41179.2.4), 2 → Covered Entity
+        /// (.2.1), 3 → Business Associate (.2.2), 1 → Healthcare Entity (.2.3).
+        #[schema(value_type = String, example = "4")]
+        pub hipaa_type: String,
+        /// The first name of the patient (or provider); not for `organization`. The only
+        /// personal detail the notification e-mails carry.
+        #[schema(nullable = false)]
+        pub first_name: Option<String>,
+        /// The last name of the patient (or provider); not for `organization`.
+        #[schema(nullable = false)]
+        pub last_name: Option<String>,
+        /// The city where the patient (provider, organization) is located.
+        pub city: String,
+        /// The state where the patient is located.
+        pub state: String,
+        /// The country where the patient is located.
+        pub country: String,
+        /// The duration of the certificate: 1, 2 or 3 years.
+        #[schema(minimum = 1, maximum = 3)]
+        pub duration_years: i32,
+        /// The full name for the certificate (the patient's first and last name).
+        pub certificate_name: String,
+        /// The Direct address to create, in the TA's organization's domain; not for
+        /// `organization` (its certificate is bound to the domain). 409 when the address exists
+        /// or an open application holds it.
+        #[schema(nullable = false)]
+        pub direct_address: Option<String>,
+        /// `address` applications only: the address's password (8 to 128 characters), kept as
+        /// an argon2id hash.
+        #[schema(nullable = false)]
+        pub address_password: Option<String>,
+        /// Whether the certificate is renewed automatically before it expires.
+        pub auto_renew: bool,
+        /// The TA accepts responsibility that the identity of the person covered by this
+        /// certificate has been fully vetted to IAL2: must be affirmative (`true`, `yes`, `y`,
+        /// `1`, `accept`, `accepted`, `agree`, `agreed`, any case, or JSON `true`).
+        #[schema(value_type = String, example = "yes")]
+        pub identity_attestation: String,
+        /// Where notifications (submission, approval, rejection, provisioning) are e-mailed.
+        /// Not the Direct address.
+        #[schema(format = "email")]
+        pub notification_email: String,
+        /// Notes for the officer reviewing the application (at most 4000 characters).
+        #[schema(nullable = false)]
+        pub notes: Option<String>,
+    }
+
+    /// An application with its status, the time of each step and the current certificate.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CertificateApplication {
+        pub id: Uuid,
+        pub kind: ApplicationKind,
+        pub status: ApplicationStatus,
+        /// The trusted-agent client that applied.
+        pub trusted_agent_id: Uuid,
+        pub trusted_agent_name: String,
+        pub organization_name: String,
+        pub organization_domain: String,
+        #[schema(minimum = 1, maximum = 4)]
+        pub hipaa_type: i32,
+        /// The DirectTrust category of the certificate: Patient, CoveredEntity,
+        /// BusinessAssociate or HealthEntity.
+        pub certificate_category: String,
+        /// Its policy OID, e.g. `1.3.6.1.4.1.41179.2.4`.
+        pub category_oid: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub city: String,
+        pub state: String,
+        pub country: String,
+        pub duration_years: i32,
+        pub certificate_name: String,
+        /// The Direct address (none for `organization`).
+        pub direct_address: Option<String>,
+        pub auto_renew: bool,
+        pub identity_attestation: String,
+        pub notification_email: String,
+        /// The TA's notes to the officer.
+        pub notes: Option<String>,
+        pub submitted_at: DateTime<Utc>,
+        pub approved_at: Option<DateTime<Utc>>,
+        pub rejected_at: Option<DateTime<Utc>>,
+        /// `client:{id}` of the officer, or `cli`.
+        pub reviewed_by: Option<String>,
+        /// The officer's reason (required for a rejection).
+        pub review_reason: Option<String>,
+        /// When the first certificate was issued.
+        pub certificate_issued_at: Option<DateTime<Utc>>,
+        /// When the address went live (the organization's certificate, for `organization`).
+        pub provisioned_at: Option<DateTime<Utc>>,
+        pub revoked_at: Option<DateTime<Utc>>,
+        /// When the certificate expired (its notAfter), with status Expired.
+        pub expired_at: Option<DateTime<Utc>>,
+        /// The current certificate's serial, upper-case hex; a renewal's replaces it.
+        pub serial_number: Option<String>,
+        pub certificate_not_after: Option<DateTime<Utc>>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    pub struct ReviewRequest {
+        /// Why; required to reject, optional to approve (at most 1000 characters).
+        #[schema(nullable = false)]
+        pub reason: Option<String>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct LinkTrustedAgentRequest {
+        /// The Direct domain of the provisioned organization the TA belongs to.
+        pub organization_domain: String,
+    }
+
+    /// A trusted agent and the organization it acts for.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TrustedAgentLink {
+        pub client_id: Uuid,
+        pub client_name: String,
+        pub organization_id: i64,
+        pub organization_domain: String,
+        pub organization_name: String,
+        pub linked_at: DateTime<Utc>,
+    }
+
+    /// Apply for a certificate (Trusted Agents)
+    ///
+    /// The DataMotion "submit a certificate application": the TA's credentials in
+    /// `X-TA-Username` (client id) and `X-TA-Password` (client secret), or HTTP Basic. Checked
+    /// against the TA's organization (legal name, domain); stored as `Submitted` with its
+    /// notification e-mail queued. Nothing is written on a refusal. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/certificate-applications",
+        tag = TAG_APPLICATIONS,
+        request_body(content = CertificateApplicationRequest, content_type = "application/json"),
+        responses(
+            (status = 201, description = "The application, `Submitted`.", body = CertificateApplication),
+            (status = 400, description = "The body is not JSON (`malformed`). Or: a field is missing or bad (`invalid`, `field` names it: e.g. `hipaaType` not 4 for a patient, `durationYears` outside 1–3, `directAddress` outside the organization's domain, `identityAttestation` not affirmative, `notificationEmail` not an e-mail address, `organizationName` not the TA's organization's legal name; an unknown field is `body`).", body = ErrorBody),
+            (status = 403, description = "Not a trusted-agent client, or the TA is not linked to an organization.", body = ErrorBody),
+            (status = 409, description = "The Direct address exists, or another open application holds it.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("taUsername" = [], "taPassword" = []))
+    )]
+    pub fn submit_application() {}
+
+    /// List applications
+    ///
+    /// By `address` (the spec's provisioning status check) and/or `status`; with neither, the
+    /// pending (`Submitted`) ones, oldest first, at most 500. Officers and ops see every
+    /// organization's; a trusted agent its organization's.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/certificate-applications",
+        tag = TAG_APPLICATIONS,
+        params(
+            ("address" = Option<String>, Query, description = "Only applications for this Direct address."),
+            ("status" = Option<ApplicationStatus>, Query, description = "Only applications in this status."),
+        ),
+        responses(
+            (status = 200, description = "The applications.", body = Vec<CertificateApplication>),
+            (status = 400, description = "An unknown query parameter (`malformed`), or a bad `status` or `address` (`invalid`, with `field`).", body = ErrorBody),
+            (status = 403, description = "Not a trusted-agent, officer or ops client, or a TA not linked to an organization.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("taUsername" = [], "taPassword" = []))
+    )]
+    pub fn list_applications() {}
+
+    /// Check an application's provisioning status
+    ///
+    /// For the TA that applied, the other TAs of its organization, officers and ops. Another
+    /// organization's TA gets 404, as for an unknown id.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/certificate-applications/{id}",
+        tag = TAG_APPLICATIONS,
+        params(("id" = Uuid, Path, description = "The application.")),
+        responses(
+            (status = 200, description = "The application.", body = CertificateApplication),
+            (status = 403, description = "Not a trusted-agent, officer or ops client, or a TA not linked to an organization.", body = ErrorBody),
+            (status = 404, description = "No such application visible to the caller.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []), ("taUsername" = [], "taPassword" = []))
+    )]
+    pub fn get_application() {}
+
+    /// Approve an application (officers)
+    ///
+    /// In one transaction: the decision, the Direct address (status `pending` until the
+    /// certificate is issued, then `active`), the certificate request to the CA through the
+    /// outbox (category from the HIPAA type, auto-renew kept) and the e-mail. Only a
+    /// `Submitted` application can be approved: of two officers racing, one gets 200 and the
+    /// other 409. The body is optional.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/certificate-applications/{id}/approve",
+        tag = TAG_APPLICATIONS,
+        params(("id" = Uuid, Path, description = "The application.")),
+        request_body(content = ReviewRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The application, `Approved`.", body = CertificateApplication),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`), or `reason` is too long (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an officer client.", body = ErrorBody),
+            (status = 404, description = "No such application.", body = ErrorBody),
+            (status = 409, description = "Already reviewed, the address was taken meanwhile, or there is no CA yet.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn approve_application() {}
+
+    /// Reject an application (officers)
+    #[utoipa::path(
+        post,
+        path = "/api/v1/certificate-applications/{id}/reject",
+        tag = TAG_APPLICATIONS,
+        params(("id" = Uuid, Path, description = "The application.")),
+        request_body(content = ReviewRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The application, `Rejected`, with the reason.", body = CertificateApplication),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`), or `reason` is missing or too long (`invalid`, `field` = `reason`).", body = ErrorBody),
+            (status = 403, description = "Not an officer client.", body = ErrorBody),
+            (status = 404, description = "No such application.", body = ErrorBody),
+            (status = 409, description = "Already reviewed.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn reject_application() {}
+
+    /// List trusted agents (ops)
+    #[utoipa::path(
+        get,
+        path = "/api/v1/trusted-agents",
+        tag = TAG_APPLICATIONS,
+        responses(
+            (status = 200, description = "Every linked trusted agent.", body = Vec<TrustedAgentLink>),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_trusted_agents() {}
+
+    /// Link a trusted agent to its organization (ops)
+    ///
+    /// A TA belongs to one organization (linking again moves it). The organization's
+    /// `hasTrustedAgent` becomes 1 in the SOAP `CheckProvisionedOrganizationWithOtherInfo`
+    /// answer. Audited.
+    #[utoipa::path(
+        put,
+        path = "/api/v1/trusted-agents/{client_id}",
+        tag = TAG_APPLICATIONS,
+        params(("client_id" = Uuid, Path, description = "The trusted-agent client.")),
+        request_body(content = LinkTrustedAgentRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The link.", body = TrustedAgentLink),
+            (status = 400, description = "The body is not JSON of this shape (`malformed`). Or: `clientId` is not a UUID or not a trusted-agent client, or `organizationDomain` is not a domain (`invalid`, with `field`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such client, or no organization with that domain.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn link_trusted_agent() {}
+}
+
+/// The TA's two request headers of the DataMotion API, as two API-key schemes used together.
+struct TaSecurity;
+
+impl utoipa::Modify for TaSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "taUsername",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-TA-Username",
+                "The Trusted Agent's username: its client id (a UUID). Goes with X-TA-Password.",
+            ))),
+        );
+        components.add_security_scheme(
+            "taPassword",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-TA-Password",
+                "The Trusted Agent's password: its client secret. Goes with X-TA-Username.",
+            ))),
+        );
+    }
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod attacks;
 mod auth;
 mod binary;
+mod certificate_applications;
 mod direct;
 mod dns;
 mod docs;
