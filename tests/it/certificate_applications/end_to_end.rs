@@ -109,7 +109,7 @@ async fn a_patient_application_ends_with_a_live_address_and_one_mail_per_step() 
     // The certificate: rfc822Name = the patient's address, category policy .2.4.
     let pem = s.certificate_pem(&serial).await;
     let (emails, dns, text) = read_certificate(&pem);
-    assert_eq!(emails, [patient_address.clone()]);
+    assert_eq!(emails, std::slice::from_ref(&patient_address));
     assert!(dns.is_empty());
     assert!(text.contains("1.3.6.1.4.1.41179.2.4"), "{text}");
     if let Some(judged) = openssl_text(&pem) {
