@@ -140,4 +140,22 @@ async fn address_and_organization_applications_carry_the_category_of_their_hipaa
     let v = s.status(&id).await;
     assert_eq!(v["status"], "Rejected");
     assert_eq!(v["reviewReason"], "no licence on file");
+
+    // A revoked certificate shows on its application.
+    let serial = s.status(&covered).await["serialNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post_json_as(
+            &format!("/api/v1/certificates/{serial}/revoke"),
+            &s.officer,
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = s.status(&covered).await;
+    assert_eq!(v["status"], "Revoked", "{v}");
+    assert!(v["revokedAt"].is_string());
+    assert_eq!(v["serialNumber"], serial.as_str());
 }

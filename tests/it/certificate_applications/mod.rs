@@ -4,6 +4,7 @@
 
 mod end_to_end;
 mod kinds;
+mod mail;
 mod refusals;
 mod renewal;
 

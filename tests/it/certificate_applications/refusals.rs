@@ -175,6 +175,31 @@ async fn each_bad_field_wrong_credentials_and_taken_addresses_change_nothing() {
         )
         .await;
     assert_eq!(code, 404);
+    // Failed TA logins are throttled like every other authentication: 429 with Retry-After,
+    // still nothing written.
+    let before = s.snapshot().await;
+    let mut throttled = None;
+    for _ in 0..10 {
+        let r =
+            s.w.f
+                .app
+                .http
+                .post(s.url(PATH))
+                .header("X-TA-Username", s.ta.0.to_string())
+                .header("X-TA-Password", "guess")
+                .json(&patient("pat.guess"))
+                .send()
+                .await
+                .unwrap();
+        if r.status() == 429 {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 401);
+    }
+    let r = throttled.expect("throttled within 10 failures");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(s.snapshot().await, before);
 }
 
 #[tokio::test]
@@ -192,6 +217,14 @@ async fn two_officers_racing_get_one_approval_and_one_conflict() {
         let mut codes = [a.0, b.0];
         codes.sort();
         assert_eq!(codes, [200, 409], "{a:?} {b:?}");
+        let loser = if a.0 == 409 { &a.1 } else { &b.1 };
+        assert!(
+            loser["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("already reviewed"),
+            "{loser}"
+        );
         let after = s.snapshot().await;
         let certificates =
             |snap: &[(&str, i64)]| snap.iter().find(|(t, _)| *t == "certificates").unwrap().1;

@@ -416,7 +416,12 @@ pub struct Captured {
 
 impl SmtpSink {
     pub async fn start() -> (Self, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A sink on a given address (one a test reserved, to start the server late).
+    pub async fn start_at(at: SocketAddr) -> (Self, SocketAddr) {
+        let listener = TcpListener::bind(at).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sink = Self::default();
         let s = sink.clone();
