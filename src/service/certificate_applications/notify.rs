@@ -152,10 +152,21 @@ async fn run(db: &PgPool, ctx: &NotifyContext, job: &Job) -> Result<(), JobError
         job.now,
     )
     .map_err(JobError::Permanent)?;
-    send(&ctx.relay, &to, &message).await.map_err(|e| {
-        // The address is the applicant's: it stays out of the log and the job's error.
-        tracing::warn!(application = %id, step = step.as_str(), error = %e, "notification e-mail not sent");
-        JobError::Transient(e)
+    send(&ctx.relay, &to, &message).await.map_err(|failure| {
+        // The address is the applicant's: a relay's reply may quote it, so it is cut out of
+        // what the log and the job's error keep.
+        let (text, permanent) = match failure {
+            Failure::Permanent(t) => (t, true),
+            Failure::Transient(t) => (t, false),
+        };
+        let text = text.replace(to.as_str(), "<recipient>");
+        tracing::warn!(application = %id, step = step.as_str(), error = %text, permanent,
+            "notification e-mail not sent");
+        if permanent {
+            JobError::Permanent(text)
+        } else {
+            JobError::Transient(text)
+        }
     })?;
     sql::notification_sent(db, id, step.as_str(), Utc::now())
         .await
@@ -198,12 +209,20 @@ fn compose(
         .map_err(|e| format!("building the message: {e}"))
 }
 
-async fn send(relay: &SmtpRelayConfig, to: &str, message: &[u8]) -> Result<(), String> {
-    let (host, port) = relay
-        .host_port()
-        .ok_or_else(|| "notifications.smtp_relay.address is not host:port".to_owned())?;
+/// Why a message did not go: refused for good (a 5xx from the relay, a setting or address it
+/// cannot use) or for now (connection, timeout, 4xx).
+enum Failure {
+    Permanent(String),
+    Transient(String),
+}
+
+async fn send(relay: &SmtpRelayConfig, to: &str, message: &[u8]) -> Result<(), Failure> {
+    let (host, port) = relay.host_port().ok_or_else(|| {
+        Failure::Permanent("notifications.smtp_relay.address is not host:port".to_owned())
+    })?;
     let tls = |host: &str| {
-        TlsParameters::new(host.to_owned()).map_err(|e| format!("TLS set-up for {host}: {e}"))
+        TlsParameters::new(host.to_owned())
+            .map_err(|e| Failure::Permanent(format!("TLS set-up for {host}: {e}")))
     };
     let mode = match relay.starttls {
         StartTls::Required => Tls::Required(tls(&host)?),
@@ -224,17 +243,19 @@ async fn send(relay: &SmtpRelayConfig, to: &str, message: &[u8]) -> Result<(), S
     let from: Address = relay
         .from
         .parse()
-        .map_err(|e| format!("notifications.smtp_relay.from: {e}"))?;
+        .map_err(|e| Failure::Permanent(format!("notifications.smtp_relay.from: {e}")))?;
     let rcpt: Address = to
         .parse()
-        .map_err(|_| "the notification address is not usable".to_owned())?;
-    let envelope = Envelope::new(Some(from), vec![rcpt]).map_err(|e| format!("envelope: {e}"))?;
+        .map_err(|_| Failure::Permanent("the notification address is not usable".to_owned()))?;
+    let envelope = Envelope::new(Some(from), vec![rcpt])
+        .map_err(|e| Failure::Permanent(format!("envelope: {e}")))?;
     // One bound on the whole exchange on top of the relay timeout per reply.
-    tokio::time::timeout(relay.timeout * 4, transport.send_raw(&envelope, message))
-        .await
-        .map_err(|_| format!("{host}:{port}: timed out"))?
-        .map(|_| ())
-        .map_err(|e| format!("{host}:{port}: {e}"))
+    match tokio::time::timeout(relay.timeout * 4, transport.send_raw(&envelope, message)).await {
+        Err(_) => Err(Failure::Transient(format!("{host}:{port}: timed out"))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_permanent() => Err(Failure::Permanent(format!("{host}:{port}: {e}"))),
+        Ok(Err(e)) => Err(Failure::Transient(format!("{host}:{port}: {e}"))),
+    }
 }
 
 #[cfg(test)]

@@ -75,4 +75,28 @@ async fn a_relay_that_is_down_gets_the_mail_on_a_retry_and_a_rerun_sends_nothing
     .await
     .unwrap();
     assert_eq!(states, ["done", "done"]);
+
+    // A relay that refuses the recipient for good: dead at once (visible to ops), and the
+    // applicant's address, quoted in the relay's reply, is not kept in the job's error.
+    sink.refuse.lock().unwrap().push((
+        "gone@example.com".into(),
+        "550 5.1.1 <gone@example.com> no such user".into(),
+    ));
+    let mut body = patient("refused");
+    body["notificationEmail"] = serde_json::json!("gone@example.com");
+    let r = w.f.app.post_json_as(PATH, &ta, &body).await;
+    assert_eq!(r.status(), 201);
+    w.drain().await;
+    let (state, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
+        "SELECT state, attempts, last_error FROM jobs WHERE kind = 'certificate_application.notify'
+         ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let error = error.unwrap_or_default();
+    assert_eq!((state.as_str(), attempts), ("dead", 1), "{error}");
+    assert!(error.contains("550"), "{error}");
+    assert!(!error.contains("gone@"), "{error}");
+    assert_eq!(sink.captured().len(), 1);
 }
