@@ -100,3 +100,33 @@ async fn a_relay_that_is_down_gets_the_mail_on_a_retry_and_a_rerun_sends_nothing
     assert!(!error.contains("gone@"), "{error}");
     assert_eq!(sink.captured().len(), 1);
 }
+
+#[tokio::test]
+async fn with_starttls_required_a_relay_without_it_gets_nothing() {
+    let (sink, relay) = crate::transport::SmtpSink::start().await;
+    let mut opts = options(relay);
+    opts.config.notifications.smtp_relay.starttls = hisp_gateway::config::StartTls::Required;
+    let w = World::with(opts).await;
+    let ta = w.f.app.create_client(ClientKind::TrustedAgent).await;
+    let r =
+        w.f.app
+            .http
+            .put(w.url(&format!("/api/v1/trusted-agents/{}", ta.0)))
+            .basic_auth(w.ops.0, Some(&w.ops.1))
+            .json(&serde_json::json!({ "organizationDomain": DOMAIN_B }))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = w.f.app.post_json_as(PATH, &ta, &patient("plain")).await;
+    assert_eq!(r.status(), 201);
+    w.drain().await;
+    assert!(sink.captured().is_empty(), "nothing in plain text");
+    let (state, error): (String, Option<String>) = sqlx::query_as(
+        "SELECT state, last_error FROM jobs WHERE kind = 'certificate_application.notify'",
+    )
+    .fetch_one(&w.f.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(state, "queued", "retried later: {error:?}");
+}
