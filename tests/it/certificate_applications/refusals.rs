@@ -130,6 +130,7 @@ async fn each_bad_field_wrong_credentials_and_taken_addresses_change_nothing() {
     // organization's other TA sees it.
     let harbor_ta = s.w.f.app.create_client(ClientKind::TrustedAgent).await;
     s.link(&harbor_ta, OTHER_DOMAIN).await;
+    let linked = s.snapshot().await;
     let (code, v) = s.get(&harbor_ta, &format!("{PATH}/{id}")).await;
     assert_eq!(code, 404, "{v}");
     let (code, v) = s
@@ -141,6 +142,14 @@ async fn each_bad_field_wrong_credentials_and_taken_addresses_change_nothing() {
         .await;
     assert_eq!(code, 200);
     assert_eq!(v, json!([]));
+    // Nor may it decide (it is no officer); a rejection needs a reason.
+    let (code, _) = s
+        .review(&harbor_ta, &id, "reject", &json!({"reason": "x"}))
+        .await;
+    assert_eq!(code, 403);
+    let (code, v) = s.review(&s.officer, &id, "reject", &json!({})).await;
+    assert_eq!((code, v["error"]["field"].as_str()), (400, Some("reason")));
+    assert_eq!(s.snapshot().await, linked);
     let colleague = s.w.f.app.create_client(ClientKind::TrustedAgent).await;
     s.link(&colleague, DOMAIN_B).await;
     let (code, v) = s.get(&colleague, &format!("{PATH}/{id}")).await;
@@ -149,8 +158,6 @@ async fn each_bad_field_wrong_credentials_and_taken_addresses_change_nothing() {
     // A TA cannot review.
     let (code, _) = s.review(&s.ta, &id, "approve", &json!({})).await;
     assert_eq!(code, 403);
-    let (code, v) = s.review(&s.officer, &id, "reject", &json!({})).await;
-    assert_eq!((code, v["error"]["field"].as_str()), (400, Some("reason")));
 
     // One approval; a second is refused and changes nothing.
     s.approve_ok(&id).await;
