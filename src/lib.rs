@@ -6,6 +6,7 @@ pub mod ca;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credentialing;
 pub mod cpu;
 pub mod direct;
 pub mod dns;

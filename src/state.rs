@@ -29,6 +29,7 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
     pub trust: Arc<TrustContext>,
+    pub credentialing: Arc<crate::service::credentialing::CredentialingContext>,
 }
 
 impl AppState {
@@ -65,6 +66,9 @@ impl AppState {
             ))),
             clock: Clock::default(),
             trust,
+            credentialing: Arc::new(
+                crate::service::credentialing::CredentialingContext::from_config(&config),
+            ),
             config: Arc::new(config),
             db,
         }
@@ -86,6 +90,11 @@ impl AppState {
         );
         crate::service::transport::register_jobs(&mut r, self.db.clone(), self.transport.clone());
         crate::service::trust::register_jobs(&mut r, self.db.clone(), self.trust.clone());
+        crate::service::credentialing::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.credentialing.clone(),
+        );
         r
     }
 }

@@ -1,6 +1,7 @@
 //! Pure domain types and rules: no I/O, no sqlx/axum/tokio.
 
 pub mod client;
+pub mod credentialing;
 pub mod failure;
 pub mod identity;
 pub mod messaging;

@@ -4,6 +4,7 @@
 mod accounts;
 mod admission;
 mod clients;
+mod credentialing;
 mod errors;
 mod extract;
 pub mod mailbox;
@@ -152,6 +153,26 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/trust/bundles/{id}/refresh",
             post(trust::refresh_bundle),
+        )
+        .route(
+            "/api/v1/credentialing/sources",
+            get(credentialing::list_sources).post(credentialing::register_source),
+        )
+        .route(
+            "/api/v1/credentialing/individuals/{idp_id}",
+            get(credentialing::get_individual),
+        )
+        .route(
+            "/api/v1/credentialing/standings",
+            get(credentialing::list_standings),
+        )
+        .route(
+            "/api/v1/credentialing/providers/unlinked",
+            get(credentialing::list_unlinked),
+        )
+        .route(
+            "/api/v1/credentialing/providers/{provider_id}/link",
+            post(credentialing::link_provider),
         )
         .route("/pki/root.crt", get(pki::root_der))
         .route("/pki/root.pem", get(pki::root_pem))

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod clients;
+pub mod credentialing;
 pub mod demo;
 pub mod health;
 pub mod identity_import;
