@@ -5,6 +5,7 @@
 mod account;
 mod ca;
 mod client;
+mod credentialing;
 mod demo;
 mod identity;
 mod jobs;
@@ -27,6 +28,7 @@ use crate::store::{self, Database};
 pub use account::AccountCommand;
 pub use ca::CaCommand;
 pub use client::ClientCommand;
+pub use credentialing::CredentialingCommand;
 pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
@@ -81,6 +83,9 @@ pub enum Command {
     /// Trust: anchors per domain, peer certificates, trust bundles.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Credentialing: sources of webhooks, individuals' standings, provider links.
+    #[command(subcommand)]
+    Credentialing(CredentialingCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -154,6 +159,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Messaging(c) => messaging::run(c, &ctx).await?,
         Command::Transport(c) => transport::run(c, &ctx).await?,
         Command::Trust(c) => trust::run(c, &ctx).await?,
+        Command::Credentialing(c) => credentialing::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

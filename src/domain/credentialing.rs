@@ -487,9 +487,28 @@ fn is_screenshot_key(k: &str) -> bool {
 /// Removes from `body`, in place, every SSN, date of birth and screenshot, and blanks any
 /// string shaped like a full SSN (`123-45-6789`) wherever it is. Returns what matching needs.
 pub fn redact(body: &mut Value) -> Removed {
+    // The provider's own values first (top level, or the nested provider of a credentialing
+    // request); those deeper in (scan parameters, matched records) only when there are none.
     let mut removed = Removed::default();
+    for owner in [&*body, body.get("provider").unwrap_or(&Value::Null)] {
+        if removed.ssn_last4.is_none() {
+            removed.ssn_last4 = owner.get("ssn").and_then(Value::as_str).and_then(last4);
+        }
+        if removed.date_of_birth.is_none() {
+            removed.date_of_birth = owner
+                .get("dateOfBirth")
+                .and_then(Value::as_str)
+                .and_then(parse_time)
+                .map(|t| t.date_naive());
+        }
+    }
     redact_in(body, 0, &mut removed);
     removed
+}
+
+fn last4(ssn: &str) -> Option<String> {
+    let digits: String = ssn.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 4).then(|| digits[digits.len() - 4..].to_owned())
 }
 
 fn redact_in(v: &mut Value, depth: usize, removed: &mut Removed) {
@@ -502,11 +521,10 @@ fn redact_in(v: &mut Value, depth: usize, removed: &mut Removed) {
             let keys: Vec<String> = map.keys().cloned().collect();
             for k in keys {
                 if is_ssn_key(&k) {
-                    if let Some(Value::String(s)) = map.get(&k) {
-                        let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-                        if removed.ssn_last4.is_none() && digits.len() >= 4 {
-                            removed.ssn_last4 = Some(digits[digits.len() - 4..].to_owned());
-                        }
+                    if let Some(Value::String(s)) = map.get(&k)
+                        && removed.ssn_last4.is_none()
+                    {
+                        removed.ssn_last4 = last4(s);
                     }
                     map.remove(&k);
                 } else if is_birth_key(&k) {
@@ -954,22 +972,22 @@ mod tests {
     #[test]
     fn redaction_takes_ssn_birth_dates_and_screenshots() {
         let mut v = json!({
-            "ssn": "123-45-6789",
+            "ssn": "123-45-9876",
             "dateOfBirth": "1975-03-02T00:00:00Z",
-            "note": "call 123-45-6789 now",
+            "note": "call 123-45-9876 now",
             "taxId": "12-3456789",
             "parameters": [{"type": "Ssn", "ssn": "987654321"}, {"type": "DateOfBirth", "dateOfBirth": "1970-01-01"}],
             "currentVerification": {"results": [{"screenshots": ["aGVsbG8="], "licenseStatus": "Active"}]}
         });
         let r = redact(&mut v);
-        assert_eq!(r.ssn_last4.as_deref(), Some("6789"));
+        assert_eq!(r.ssn_last4.as_deref(), Some("9876"));
         assert_eq!(r.date_of_birth.unwrap().to_string(), "1975-03-02");
         let text = v.to_string();
-        for gone in ["6789", "1975", "1970", "aGVsbG8", "987654321", "screenshots"] {
+        for gone in ["9876", "1975", "1970", "aGVsbG8", "987654321", "screenshots"] {
             assert!(!text.contains(gone), "{gone} in {text}");
         }
         assert!(text.contains("12-3456789"), "a tax id is not an SSN");
-        assert!(format!("{r:?}").find("6789").is_none());
+        assert!(!format!("{r:?}").contains("9876"));
     }
 
     #[test]

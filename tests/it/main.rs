@@ -5,6 +5,7 @@ mod helpers;
 
 mod attacks;
 mod auth;
+mod credentialing;
 mod binary;
 mod direct;
 mod dns;
