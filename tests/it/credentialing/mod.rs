@@ -3,6 +3,7 @@
 //! SOAP refusals, ops notifications and redaction are checked where a user would see them.
 
 mod concurrency;
+mod direct;
 mod intake;
 mod redaction;
 mod story;
