@@ -87,7 +87,10 @@ pub async fn run(c: CredentialingCommand, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         }
         CredentialingCommand::List { standing } => {
             for s in views::standings(ctx.pool, standing.as_deref()).await? {
-                println!("{}\t{}\t{}\t{}", s.idp_id, s.standing, s.changed_at, s.reason);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.idp_id, s.standing, s.changed_at, s.reason
+                );
             }
         }
         CredentialingCommand::Unlinked => {
@@ -107,8 +110,8 @@ pub async fn run(c: CredentialingCommand, ctx: &Ctx<'_>) -> anyhow::Result<()> {
             idp_id,
         } => {
             let context = CredentialingContext::from_config(ctx.config);
-            let v = credentialing::link(ctx.pool, &context, &provider_id, &idp_id, &ctx.actor)
-                .await?;
+            let v =
+                credentialing::link(ctx.pool, &context, &provider_id, &idp_id, &ctx.actor).await?;
             println!("linked: {provider_id} -> {}", v.idp_id);
             println!("standing: {}", v.standing);
         }

@@ -98,10 +98,7 @@ impl FromStr for EventType {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
                 let shown: String = s.chars().take(64).collect();
-                Invalid::new(
-                    "X-WebhookType",
-                    format!("unknown webhook type {shown:?}"),
-                )
+                Invalid::new("X-WebhookType", format!("unknown webhook type {shown:?}"))
             })
     }
 }
@@ -262,7 +259,11 @@ const NESTED_PROVIDER: &[Field] = &[
     f("lastName", "provider.lastName", Kind::Str),
     f("dateOfBirth", "provider.dateOfBirth", Kind::DateTime),
     f("ssn", "provider.ssn", Kind::Str),
-    f("credentialingStatus", "provider.credentialingStatus", Kind::Str),
+    f(
+        "credentialingStatus",
+        "provider.credentialingStatus",
+        Kind::Str,
+    ),
     f("npi", "provider.npi", Kind::Digits),
     f("deactivated", "provider.deactivated", Kind::Bool),
     f("deactivatedAt", "provider.deactivatedAt", Kind::DateTime),
@@ -277,7 +278,11 @@ const MATCH: &[Field] = &[
         "matches[].userActionResolution",
         Kind::Str,
     ),
-    f("createdTimestamp", "matches[].createdTimestamp", Kind::DateTime),
+    f(
+        "createdTimestamp",
+        "matches[].createdTimestamp",
+        Kind::DateTime,
+    ),
 ];
 
 const SCAN: &[Field] = &[
@@ -314,11 +319,7 @@ const CREDENTIALING_REQUEST: &[Field] = &[
     f("provider", "provider", Kind::Object(NESTED_PROVIDER)),
     f("facility", "facility", Kind::Object(FACILITY)),
     f("createdAt", "createdAt", Kind::DateTime),
-    f(
-        "currentEvent",
-        "currentEvent",
-        Kind::Object(REQUEST_EVENT),
-    ),
+    f("currentEvent", "currentEvent", Kind::Object(REQUEST_EVENT)),
     f("allEvents", "allEvents", Kind::Array),
     f("priority", "priority", Kind::Str),
     f("isSelfManaged", "isSelfManaged", Kind::Bool),
@@ -333,7 +334,11 @@ const REPORT: &[Field] = &[
     f("completedAt", "completedAt", Kind::DateTime),
     f("status", "status", Kind::Str),
     f("path", "path", Kind::Str),
-    f("credentialingRequestId", "credentialingRequestId", Kind::Uuid),
+    f(
+        "credentialingRequestId",
+        "credentialingRequestId",
+        Kind::Uuid,
+    ),
 ];
 
 const PROFILE_IMPORT: &[Field] = &[
@@ -413,7 +418,9 @@ fn check_value(field: &Field, v: &Value) -> Result<(), Invalid> {
         (Kind::Int, Value::Number(n)) if n.is_i64() => Ok(()),
         (Kind::Int, _) => bad("a whole number"),
         (Kind::Digits, Value::Number(n)) if n.is_u64() => Ok(()),
-        (Kind::Digits, Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+        (Kind::Digits, Value::String(s))
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             Ok(())
         }
         (Kind::Digits, _) => bad("a number"),
@@ -664,7 +671,11 @@ pub fn occurred_at(model: Model, body: &Value) -> Option<DateTime<Utc>> {
                 times.push(time_at(body, k));
             }
             if let Some(Value::Array(m)) = body.get("matches") {
-                times.extend(m.iter().take(MAX_ITEMS).map(|x| time_at(x, "createdTimestamp")));
+                times.extend(
+                    m.iter()
+                        .take(MAX_ITEMS)
+                        .map(|x| time_at(x, "createdTimestamp")),
+                );
             }
         }
         Model::Provider => {
@@ -831,13 +842,16 @@ fn license_fact(event: EventType, body: &Value, rules: &Rules, now: DateTime<Utc
         return fact(key, Standing::Restricted, "license-restricted");
     }
     let verification = body.get("currentVerification").unwrap_or(&Value::Null);
-    let result = verification.get("results").and_then(Value::as_array).and_then(|r| {
-        let i = verification
-            .get("correctResultIndex")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        r.get(i).or_else(|| r.first())
-    });
+    let result = verification
+        .get("results")
+        .and_then(Value::as_array)
+        .and_then(|r| {
+            let i = verification
+                .get("correctResultIndex")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
+            r.get(i).or_else(|| r.first())
+        });
     let status = result
         .and_then(|r| s(r, "licenseStatus"))
         .or_else(|| body.get("nonVerifiedInfo").and_then(|n| s(n, "status")))
@@ -853,9 +867,10 @@ fn license_fact(event: EventType, body: &Value, rules: &Rules, now: DateTime<Utc
             return fact(key, Standing::Restricted, reason);
         }
     }
-    let expires = result
-        .and_then(|r| time_at(r, "expires"))
-        .or_else(|| body.get("nonVerifiedInfo").and_then(|n| time_at(n, "expirationDate")));
+    let expires = result.and_then(|r| time_at(r, "expires")).or_else(|| {
+        body.get("nonVerifiedInfo")
+            .and_then(|n| time_at(n, "expirationDate"))
+    });
     if expires.is_some_and(|e| e <= now) {
         return fact(key, Standing::Restricted, "license-expired");
     }
@@ -983,7 +998,14 @@ mod tests {
         assert_eq!(r.ssn_last4.as_deref(), Some("9876"));
         assert_eq!(r.date_of_birth.unwrap().to_string(), "1975-03-02");
         let text = v.to_string();
-        for gone in ["9876", "1975", "1970", "aGVsbG8", "987654321", "screenshots"] {
+        for gone in [
+            "9876",
+            "1975",
+            "1970",
+            "aGVsbG8",
+            "987654321",
+            "screenshots",
+        ] {
             assert!(!text.contains(gone), "{gone} in {text}");
         }
         assert!(text.contains("12-3456789"), "a tax id is not an SSN");
@@ -1000,25 +1022,64 @@ mod tests {
                    "currentVerification": {"results": [{"licenseStatus": status, "expires": expires}]}})
         };
         let effect = |e: EventType, v: Value| facts(e, &v, &rules(), now)[0].effect;
-        assert_eq!(effect(EventType::LicenseChanged, lic("Active", &later)), Standing::Good);
-        assert_eq!(effect(EventType::LicenseChanged, lic("Active", &soon)), Standing::Warning);
-        assert_eq!(effect(EventType::LicenseChanged, lic("Revoked", &later)), Standing::Restricted);
-        assert_eq!(effect(EventType::LicenseExpired, lic("Active", &later)), Standing::Restricted);
-        assert_eq!(effect(EventType::LicenseExpiresSoon, lic("Active", &later)), Standing::Warning);
+        assert_eq!(
+            effect(EventType::LicenseChanged, lic("Active", &later)),
+            Standing::Good
+        );
+        assert_eq!(
+            effect(EventType::LicenseChanged, lic("Active", &soon)),
+            Standing::Warning
+        );
+        assert_eq!(
+            effect(EventType::LicenseChanged, lic("Revoked", &later)),
+            Standing::Restricted
+        );
+        assert_eq!(
+            effect(EventType::LicenseExpired, lic("Active", &later)),
+            Standing::Restricted
+        );
+        assert_eq!(
+            effect(EventType::LicenseExpiresSoon, lic("Active", &later)),
+            Standing::Warning
+        );
         let scan = |t: &str, ignored: bool| {
             json!({"type": t, "status": "Completed",
                    "matches": [{"userActionNeeded": true, "isIgnored": ignored}]})
         };
-        assert_eq!(effect(EventType::DatasetScanCompleted, scan("Sam", false)), Standing::Restricted);
-        assert_eq!(effect(EventType::DatasetScanMatchesChanged, scan("Sam", true)), Standing::Good);
-        assert_eq!(effect(EventType::DatasetScanCompleted, scan("Dea", false)), Standing::Warning);
-        assert!(facts(EventType::DatasetScanCompleted, &json!({"type": "Sam", "status": "Working"}), &rules(), now).is_empty());
-        let p = |status: &str, deactivated: bool| {
-            json!({"firstName": "A", "lastName": "B", "credentialingStatus": status, "deactivated": deactivated})
-        };
-        assert_eq!(effect(EventType::ProviderStatusChanged, p("denied", false)), Standing::Restricted);
-        assert_eq!(effect(EventType::ProviderStatusChanged, p("Credentialed", true)), Standing::Restricted);
-        assert_eq!(effect(EventType::ProviderStatusChanged, p("Credentialed", false)), Standing::Good);
+        assert_eq!(
+            effect(EventType::DatasetScanCompleted, scan("Sam", false)),
+            Standing::Restricted
+        );
+        assert_eq!(
+            effect(EventType::DatasetScanMatchesChanged, scan("Sam", true)),
+            Standing::Good
+        );
+        assert_eq!(
+            effect(EventType::DatasetScanCompleted, scan("Dea", false)),
+            Standing::Warning
+        );
+        assert!(
+            facts(
+                EventType::DatasetScanCompleted,
+                &json!({"type": "Sam", "status": "Working"}),
+                &rules(),
+                now
+            )
+            .is_empty()
+        );
+        let p = |status: &str, deactivated: bool| json!({"firstName": "A", "lastName": "B", "credentialingStatus": status, "deactivated": deactivated});
+        assert_eq!(
+            effect(EventType::ProviderStatusChanged, p("denied", false)),
+            Standing::Restricted
+        );
+        assert_eq!(
+            effect(EventType::ProviderStatusChanged, p("Credentialed", true)),
+            Standing::Restricted
+        );
+        assert_eq!(
+            effect(EventType::ProviderStatusChanged, p("Credentialed", false)),
+            Standing::Good
+        );
         assert!(facts(EventType::GenerateReport, &json!({}), &rules(), now).is_empty());
     }
 }

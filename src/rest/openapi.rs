@@ -1610,13 +1610,13 @@ mod schemas {
 mod operations {
     #![allow(dead_code)]
 
+    use super::TAG_CREDENTIALING;
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
         TAG_MESSAGING_OPS, TAG_OAUTH, TAG_PKI, TAG_SOAP, TAG_TRANSPORT, TAG_TRUST, TAG_VENDOR,
         TAG_WEBHOOKS,
     };
-    use super::TAG_CREDENTIALING;
 
     // -- messaging --
 

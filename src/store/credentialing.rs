@@ -37,8 +37,7 @@ pub async fn insert_source(conn: &mut PgConnection, s: &SourceRow) -> Result<boo
     Ok(r.rows_affected() == 1)
 }
 
-const SOURCE_COLUMNS: &str =
-    "id, name, webhook_id, secret_hash, event_types, status, created_at";
+const SOURCE_COLUMNS: &str = "id, name, webhook_id, secret_hash, event_types, status, created_at";
 
 pub async fn source_by_webhook(
     db: &PgPool,
@@ -601,10 +600,7 @@ pub async fn addresses_of(
 }
 
 /// Why an address is suspended, when credentialing suspended it.
-pub async fn suspension_of(
-    db: &PgPool,
-    address: &str,
-) -> Result<Option<String>, sqlx::Error> {
+pub async fn suspension_of(db: &PgPool, address: &str) -> Result<Option<String>, sqlx::Error> {
     let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
     sqlx::query_scalar(
         "SELECT s.reason FROM credentialing_suspensions s JOIN direct_addresses a ON a.id = s.address_id

@@ -5,8 +5,8 @@ mod helpers;
 
 mod attacks;
 mod auth;
-mod credentialing;
 mod binary;
+mod credentialing;
 mod direct;
 mod dns;
 mod docs;

@@ -68,7 +68,12 @@ impl CredentialingContext {
                 warning_window: chrono::Duration::from_std(c.warning_window)
                     .unwrap_or(chrono::Duration::days(60)),
             },
-            identity_key: config.security.identity_hash_key.expose().as_bytes().to_vec(),
+            identity_key: config
+                .security
+                .identity_hash_key
+                .expose()
+                .as_bytes()
+                .to_vec(),
             retry: RetryPolicy::from_config(&config.jobs),
             notify_retry: RetryPolicy {
                 schedule: config.messaging.delivery_retry_schedule.clone(),
@@ -170,7 +175,10 @@ pub async fn register_source(
     } else {
         event_types
             .iter()
-            .map(|t| t.parse::<EventType>().map_err(|e| Invalid::new("eventTypes", e.message)))
+            .map(|t| {
+                t.parse::<EventType>()
+                    .map_err(|e| Invalid::new("eventTypes", e.message))
+            })
             .collect::<Result<_, _>>()?
     };
     let mut names: Vec<String> = types.iter().map(|t| t.as_str().to_owned()).collect();
@@ -217,7 +225,11 @@ pub async fn register_source(
 }
 
 pub async fn list_sources(db: &PgPool) -> AppResult<Vec<Source>> {
-    Ok(sql::sources(db).await?.into_iter().map(Into::into).collect())
+    Ok(sql::sources(db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 // ---- intake --------------------------------------------------------------------------------

@@ -161,9 +161,8 @@ pub async fn standings(db: &PgPool, wanted: Option<&str>) -> AppResult<Vec<Stand
     let wanted: Vec<String> = match wanted.map(str::trim).filter(|w| !w.is_empty()) {
         None => vec!["warning".into(), "restricted".into()],
         Some(w) => {
-            let s = Standing::parse(w).ok_or_else(|| {
-                Invalid::new("standing", "must be good, warning or restricted")
-            })?;
+            let s = Standing::parse(w)
+                .ok_or_else(|| Invalid::new("standing", "must be good, warning or restricted"))?;
             vec![s.as_str().to_owned()]
         }
     };

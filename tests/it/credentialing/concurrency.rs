@@ -18,8 +18,11 @@ async fn the_later_event_decides_whichever_job_finishes_last() {
     let src = FakeSource::register(app, &ops).await;
     let p = Uuid::new_v4();
     let now = Utc::now();
-    src.send("ProviderStatusChanged", &provider(p, "Credentialed", false, now - Duration::days(30)))
-        .await;
+    src.send(
+        "ProviderStatusChanged",
+        &provider(p, "Credentialed", false, now - Duration::days(30)),
+    )
+    .await;
     app.worker.run_until_idle().await.unwrap();
     let mut jobs = app.state.config.jobs.clone();
     jobs.concurrency = 1;
@@ -30,21 +33,38 @@ async fn the_later_event_decides_whichever_job_finishes_last() {
     let renewed = |lic, at| license(p, lic, at, "Active", now + Duration::days(700), "None");
     // The event that happened earlier is delivered (and so processed) last.
     let lic = Uuid::new_v4();
-    src.send("LicenseChanged", &renewed(lic, now - Duration::hours(1))).await;
+    src.send("LicenseChanged", &renewed(lic, now - Duration::hours(1)))
+        .await;
     first.run_until_idle().await.unwrap();
-    src.send("LicenseExpired", &expired(lic, now - Duration::hours(5))).await;
+    src.send("LicenseExpired", &expired(lic, now - Duration::hours(5)))
+        .await;
     second.run_until_idle().await.unwrap();
     assert_eq!(standing_of(app, &ops, 8001).await["standing"], "good");
 
     // Both delivered, two workers at once, in both orders and both outcomes.
     for round in 0..6 {
         let lic = Uuid::new_v4();
-        let (early, late) = (now - Duration::hours(4), now - Duration::hours(3) + Duration::minutes(round));
+        let (early, late) = (
+            now - Duration::hours(4),
+            now - Duration::hours(3) + Duration::minutes(round),
+        );
         let restrict_last = round % 2 == 0;
         let (kind_early, early_body, kind_late, late_body, want) = if restrict_last {
-            ("LicenseChanged", renewed(lic, early), "LicenseExpired", expired(lic, late), "restricted")
+            (
+                "LicenseChanged",
+                renewed(lic, early),
+                "LicenseExpired",
+                expired(lic, late),
+                "restricted",
+            )
         } else {
-            ("LicenseExpired", expired(lic, early), "LicenseChanged", renewed(lic, late), "good")
+            (
+                "LicenseExpired",
+                expired(lic, early),
+                "LicenseChanged",
+                renewed(lic, late),
+                "good",
+            )
         };
         if round % 4 < 2 {
             src.send(kind_late, &late_body).await;

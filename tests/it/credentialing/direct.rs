@@ -15,8 +15,11 @@ async fn direct_mail_to_a_suspended_holder_comes_back_as_a_failed_mdn() {
     // Ben (idp 8002) at Lakeside: his license lapsed; ops link the provider to him.
     let q = Uuid::new_v4();
     let now = Utc::now();
-    src.send("LicenseExpired", &license(q, Uuid::new_v4(), now, "Expired", now, "None"))
-        .await;
+    src.send(
+        "LicenseExpired",
+        &license(q, Uuid::new_v4(), now, "Expired", now, "None"),
+    )
+    .await;
     b.drain().await;
     let r = app
         .post_json_as(
@@ -40,7 +43,11 @@ async fn direct_mail_to_a_suspended_holder_comes_back_as_a_failed_mdn() {
     assert_eq!(b.inbound_mail().await, [("accepted".to_owned(), None)]);
     assert_eq!(st[0].2, "9006: ERROR=RecipientRejected (failed)", "{st:?}");
     let ben = a.notifications(id, BEN);
-    assert_eq!(ben.last().map(|(s, _)| s.as_str()), Some("Error"), "{ben:?}");
+    assert_eq!(
+        ben.last().map(|(s, _)| s.as_str()),
+        Some("Error"),
+        "{ben:?}"
+    );
     // Ben's EHR got nothing; Cy's got the message.
     let pushed: Vec<String> = b
         .inbox

@@ -23,7 +23,14 @@ async fn a_delivery_is_checked_header_by_header_and_a_retry_is_one_event() {
     let src = FakeSource::register(app, &ops).await;
     let p = Uuid::new_v4();
     let now = Utc::now();
-    let body = license(p, Uuid::new_v4(), now, "Expired", now - Duration::days(1), "None");
+    let body = license(
+        p,
+        Uuid::new_v4(),
+        now,
+        "Expired",
+        now - Duration::days(1),
+        "None",
+    );
 
     // The same X-TraceId three times: one event, processed once, 200 each time.
     let mut ids = Vec::new();
@@ -38,12 +45,17 @@ async fn a_delivery_is_checked_header_by_header_and_a_retry_is_one_event() {
         }
     }
     assert!(ids.iter().all(|id| *id == ids[0]));
-    assert_eq!(app.worker.run_until_idle().await.unwrap(), 0, "nothing more to process");
+    assert_eq!(
+        app.worker.run_until_idle().await.unwrap(),
+        0,
+        "nothing more to process"
+    );
     assert_eq!(count(&app.db.pool, "credentialing_events").await, 1);
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'credentialing.process'")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let runs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'credentialing.process'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(runs, 1);
 
     // Refusals leave the database as it was.
@@ -57,40 +69,83 @@ async fn a_delivery_is_checked_header_by_header_and_a_retry_is_one_event() {
     let before = snapshot().await;
     let wh = src.webhook_id.to_string();
     let cases: Vec<(reqwest::Response, u16, Option<&str>, &str)> = vec![
-        (src.post("LicenseExploded", "t-2", &body).await, 400, Some("X-WebhookType"), "LicenseExploded"),
-        (src.post("", "t-3", &body).await, 400, Some("X-WebhookType"), ""),
-        (src.post("LicenseExpired", "", &body).await, 400, Some("X-TraceId"), "required"),
         (
-            src.post("LicenseExpired", "t-4", &json!({"providerId": "not-a-uuid"})).await,
+            src.post("LicenseExploded", "t-2", &body).await,
+            400,
+            Some("X-WebhookType"),
+            "LicenseExploded",
+        ),
+        (
+            src.post("", "t-3", &body).await,
+            400,
+            Some("X-WebhookType"),
+            "",
+        ),
+        (
+            src.post("LicenseExpired", "", &body).await,
+            400,
+            Some("X-TraceId"),
+            "required",
+        ),
+        (
+            src.post(
+                "LicenseExpired",
+                "t-4",
+                &json!({"providerId": "not-a-uuid"}),
+            )
+            .await,
             400,
             Some("providerId"),
             "UUID",
         ),
         (
-            src.post("LicenseChanged", "t-5", &json!({"currentVerification": {"started": "yesterday"}})).await,
+            src.post(
+                "LicenseChanged",
+                "t-5",
+                &json!({"currentVerification": {"started": "yesterday"}}),
+            )
+            .await,
             400,
             Some("currentVerification.started"),
             "date-time",
         ),
         (
-            src.post("DatasetScanCompleted", "t-6", &json!({"matches": [{"isIgnored": "no"}]})).await,
+            src.post(
+                "DatasetScanCompleted",
+                "t-6",
+                &json!({"matches": [{"isIgnored": "no"}]}),
+            )
+            .await,
             400,
             Some("matches[].isIgnored"),
             "true or false",
         ),
         (
-            src.post("ProviderStatusChanged", "t-7", &json!({"firstName": "Ada", "lastName": "Stone"})).await,
+            src.post(
+                "ProviderStatusChanged",
+                "t-7",
+                &json!({"firstName": "Ada", "lastName": "Stone"}),
+            )
+            .await,
             400,
             Some("credentialingStatus"),
             "required",
         ),
-        (src.post("GenerateReport", "t-8", &json!([1, 2])).await, 400, Some("body"), "object"),
+        (
+            src.post("GenerateReport", "t-8", &json!([1, 2])).await,
+            400,
+            Some("body"),
+            "object",
+        ),
     ];
     for (r, want, field, says) in cases {
         let (status, v) = error_of(r).await;
         assert_eq!(status, want, "{v}");
         assert_eq!(v["error"]["field"].as_str(), field, "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
     }
     let r = src
         .http
@@ -117,7 +172,9 @@ async fn a_delivery_is_checked_header_by_header_and_a_retry_is_one_event() {
         (wh.clone(), "another-wrong-secret".to_owned()),
         (wh.clone(), "and-another-wrong-one".to_owned()),
     ] {
-        let r = src.post_as(&id, &secret, "LicenseExpired", "t-10", &body).await;
+        let r = src
+            .post_as(&id, &secret, "LicenseExpired", "t-10", &body)
+            .await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 401]);
@@ -144,23 +201,42 @@ async fn a_source_sends_only_its_types_and_an_unmatched_provider_waits_for_ops()
     let created: Value = r.json().await.unwrap();
     let src = FakeSource {
         webhook_id,
-        secret: created["secret"].as_str().expect("a generated secret, shown once").to_owned(),
+        secret: created["secret"]
+            .as_str()
+            .expect("a generated secret, shown once")
+            .to_owned(),
         http: app.http.clone(),
         base: app.url(""),
     };
     let vendor = app.create_client(ClientKind::Vendor).await;
     let r = app
-        .post_json_as("/api/v1/credentialing/sources", &vendor, &json!({"name": "x", "webhookId": Uuid::new_v4()}))
+        .post_json_as(
+            "/api/v1/credentialing/sources",
+            &vendor,
+            &json!({"name": "x", "webhookId": Uuid::new_v4()}),
+        )
         .await;
     assert_eq!(r.status(), 403);
 
     let q = Uuid::new_v4();
     let now = Utc::now();
-    let (status, v) = error_of(src.post("DatasetScanCompleted", "s-1", &scan(q, "Sam", now, false)).await).await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("X-WebhookType")), "{v}");
+    let (status, v) = error_of(
+        src.post("DatasetScanCompleted", "s-1", &scan(q, "Sam", now, false))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("X-WebhookType")),
+        "{v}"
+    );
 
     // A license of a provider we cannot match (no provider event, no NPI): it waits.
-    src.send("LicenseExpired", &license(q, Uuid::new_v4(), now, "Expired", now, "None")).await;
+    src.send(
+        "LicenseExpired",
+        &license(q, Uuid::new_v4(), now, "Expired", now, "None"),
+    )
+    .await;
     app.worker.run_until_idle().await.unwrap();
     assert_eq!(standing_of(app, &ops, 8001).await["standing"], "good");
     let r = app

@@ -76,8 +76,14 @@ impl FakeSource {
     }
 
     pub async fn post(&self, kind: &str, trace: &str, body: &Value) -> reqwest::Response {
-        self.post_as(&self.webhook_id.to_string(), &self.secret, kind, trace, body)
-            .await
+        self.post_as(
+            &self.webhook_id.to_string(),
+            &self.secret,
+            kind,
+            trace,
+            body,
+        )
+        .await
     }
 
     /// Posts with a new trace id and expects 200.

@@ -37,10 +37,8 @@ async fn everything_stored(db: &TestDb) -> String {
 #[tokio::test]
 async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
     let db = TestDb::new().await;
-    let people = format!(
-        "idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at\n\
-         8001,Ada,Stone,1975-03-02,1111,2026-01-05\n"
-    );
+    let people = "idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at\n\
+         8001,Ada,Stone,1975-03-02,1111,2026-01-05\n";
     service::identity_import::import_readers(
         &db.pool,
         None,
@@ -54,8 +52,15 @@ async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
     let out = gateway_command()
         .env("DATABASE_URL", &db.url)
         .args([
-            "credentialing", "sources", "add", "--name", "Verifiable", "--webhook-id", &webhook_id,
-            "--secret", SECRET,
+            "credentialing",
+            "sources",
+            "add",
+            "--name",
+            "Verifiable",
+            "--webhook-id",
+            &webhook_id,
+            "--secret",
+            SECRET,
         ])
         .output()
         .unwrap();
@@ -63,7 +68,8 @@ async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
     assert_eq!(field(&stdout(&out), "webhook_id"), webhook_id);
 
     let mut cmd = gateway_command();
-    cmd.env("DATABASE_URL", &db.url).env("GW_LOG__LEVEL", "debug");
+    cmd.env("DATABASE_URL", &db.url)
+        .env("GW_LOG__LEVEL", "debug");
     let gw = GatewayProcess::start(cmd);
     let src = FakeSource {
         webhook_id: webhook_id.parse().unwrap(),
@@ -77,10 +83,25 @@ async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
     let mut person = provider(p, "Credentialed", false, now - Duration::days(3));
     person.as_object_mut().unwrap().remove("npi");
     src.send("ProviderStatusChanged", &person).await;
-    src.send("DatasetScanCompleted", &scan(p, "Sam", now - Duration::days(1), false)).await;
-    src.send("NpdbUpdateRequestRejected", &npdb_rejected(p)).await;
-    src.send("LicenseChanged", &license(p, Uuid::new_v4(), now, "Active", now + Duration::days(500), "None"))
+    src.send(
+        "DatasetScanCompleted",
+        &scan(p, "Sam", now - Duration::days(1), false),
+    )
+    .await;
+    src.send("NpdbUpdateRequestRejected", &npdb_rejected(p))
         .await;
+    src.send(
+        "LicenseChanged",
+        &license(
+            p,
+            Uuid::new_v4(),
+            now,
+            "Active",
+            now + Duration::days(500),
+            "None",
+        ),
+    )
+    .await;
 
     // The server's own worker processes them.
     let start = Instant::now();
@@ -94,7 +115,11 @@ async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
         if waiting == 0 {
             break;
         }
-        assert!(start.elapsed() < StdDuration::from_secs(60), "events not processed:\n{}", gw.stderr_tail(40));
+        assert!(
+            start.elapsed() < StdDuration::from_secs(60),
+            "events not processed:\n{}",
+            gw.stderr_tail(40)
+        );
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
     let out = gateway_command()
@@ -116,13 +141,27 @@ async fn a_full_ssn_leaves_no_trace_in_the_database_or_the_log() {
         .args(["credentialing", "list", "--standing", "restricted"])
         .output()
         .unwrap();
-    assert!(stdout(&out).starts_with("8001\trestricted"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("8001\trestricted"),
+        "{}",
+        stdout(&out)
+    );
 
     let (_, log) = gw.terminate();
-    assert!(log.contains("credentialing event stored"), "the log was captured:\n{log}");
+    assert!(
+        log.contains("credentialing event stored"),
+        "the log was captured:\n{log}"
+    );
     let stored = everything_stored(&db).await;
     assert!(stored.contains(&p.to_string()), "the query sees the events");
-    for secret in [ADA_SSN, "078051111", "1975-03-02", "19750302", SCREENSHOT, SECRET] {
+    for secret in [
+        ADA_SSN,
+        "078051111",
+        "1975-03-02",
+        "19750302",
+        SCREENSHOT,
+        SECRET,
+    ] {
         assert!(!stored.contains(secret), "{secret} is in the database");
         assert!(!log.contains(secret), "{secret} is in the log");
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::*;
 use crate::helpers::TestOptions;
 use crate::helpers::receiver::Receiver;
-use crate::messaging::{DOMAIN_A, SENDER, BEN, World, assert_signed, message};
+use crate::messaging::{BEN, DOMAIN_A, SENDER, World, assert_signed, message};
 use crate::soap::{Fixture, Mode, address};
 
 const ADA2: &str = "ada2@harbor.direct.example.org";
@@ -56,15 +56,28 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
     let src = FakeSource::register(app, &w.ops).await;
     let (p, lic) = (Uuid::new_v4(), Uuid::new_v4());
     let now = Utc::now();
-    src.send("ProviderStatusChanged", &provider(p, "Credentialed", false, now - Duration::days(9)))
-        .await;
+    src.send(
+        "ProviderStatusChanged",
+        &provider(p, "Credentialed", false, now - Duration::days(9)),
+    )
+    .await;
     w.drain().await;
     assert_eq!(standing_of(app, &w.ops, 8001).await["standing"], "good");
     w.send_ok(&message("before-1", BEN, false)).await;
 
     // The license lapses: both of Ada's addresses are suspended.
     let expired = src
-        .send("LicenseExpired", &license(p, lic, now - Duration::hours(2), "Expired", now - Duration::days(1), "None"))
+        .send(
+            "LicenseExpired",
+            &license(
+                p,
+                lic,
+                now - Duration::hours(2),
+                "Expired",
+                now - Duration::days(1),
+                "None",
+            ),
+        )
         .await;
     w.drain().await;
     let v = standing_of(app, &w.ops, 8001).await;
@@ -73,11 +86,19 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["address"].as_str().unwrap().to_owned(), a["status"].as_str().unwrap().to_owned()))
+        .map(|a| {
+            (
+                a["address"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         statuses,
-        [(SENDER.to_owned(), "suspended".to_owned()), (ADA2.to_owned(), "suspended".to_owned())]
+        [
+            (SENDER.to_owned(), "suspended".to_owned()),
+            (ADA2.to_owned(), "suspended".to_owned())
+        ]
     );
     assert_eq!(v["changes"][0]["eventId"], expired["eventId"]);
 
@@ -85,16 +106,26 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
     let before: i64 = crate::helpers::count(&app.db.pool, "messages").await;
     let (status, body) = send_status(&w, "during-1").await;
     crate::messaging::assert_refused(status, &body, 403, "license-expired");
-    assert!(body["error"]["message"].as_str().unwrap().contains("suspended"), "{body}");
-    assert_eq!(crate::helpers::count(&app.db.pool, "messages").await, before);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("suspended"),
+        "{body}"
+    );
+    assert_eq!(
+        crate::helpers::count(&app.db.pool, "messages").await,
+        before
+    );
 
     // No new address for her over SOAP: 205 with the reason.
     let r = add_address(&w.f, "ada3").await;
     r.assert_code("205", "restricted by credentialing");
-    let ada3: i64 = sqlx::query_scalar("SELECT count(*) FROM direct_addresses WHERE username = 'ada3'")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let ada3: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM direct_addresses WHERE username = 'ada3'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(ada3, 0);
 
     // Ops heard of it, signed.
@@ -102,7 +133,10 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
     assert_eq!(told.len(), 1);
     assert_signed(&told[0], &key);
     let n = told[0].json();
-    assert_eq!((n["idpId"].clone(), n["old"].clone(), n["new"].clone()), (json!(8001), json!("good"), json!("restricted")));
+    assert_eq!(
+        (n["idpId"].clone(), n["old"].clone(), n["new"].clone()),
+        (json!(8001), json!("good"), json!("restricted"))
+    );
     assert_eq!(n["eventType"], "LicenseExpired");
     assert_eq!(n["addresses"].as_array().unwrap().len(), 2);
     assert_eq!(n["resellers"], json!([w.f.reseller.0]));
@@ -119,20 +153,36 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
     assert!(r.status().is_success());
 
     // Renewed: Ada's address comes back, ada2 stays as ops left it.
-    src.send("LicenseChanged", &license(p, lic, now - Duration::minutes(5), "Active", now + Duration::days(700), "None"))
-        .await;
+    src.send(
+        "LicenseChanged",
+        &license(
+            p,
+            lic,
+            now - Duration::minutes(5),
+            "Active",
+            now + Duration::days(700),
+            "None",
+        ),
+    )
+    .await;
     w.drain().await;
     let v = standing_of(app, &w.ops, 8001).await;
     assert_eq!(v["standing"], "good", "{v}");
-    let statuses: Vec<&str> = v["addresses"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["active", "disabled"]);
     w.send_ok(&message("after-1", BEN, false)).await;
     let told = rx.wait_accepted(2, StdDuration::from_secs(10)).await;
     assert_eq!(told[1].json()["new"], "good");
-    let restores: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'address.restore'")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let restores: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'address.restore'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(restores, 1);
     // Provisioning for her works again.
     add_address(&w.f, "ada3").await.assert_code("000", "");
@@ -149,11 +199,21 @@ async fn a_license_expiring_soon_warns_and_ops_are_told_once() {
     let src = FakeSource::register(app, &ops).await;
     let (p, lic) = (Uuid::new_v4(), Uuid::new_v4());
     let now = Utc::now();
-    src.send("ProviderStatusChanged", &provider(p, "Credentialed", false, now - Duration::days(9)))
-        .await;
+    src.send(
+        "ProviderStatusChanged",
+        &provider(p, "Credentialed", false, now - Duration::days(9)),
+    )
+    .await;
     // The service warns, and warns again the next day.
     for day in [2, 1] {
-        let body = license(p, lic, now - Duration::days(day), "Active", now + Duration::days(45), "None");
+        let body = license(
+            p,
+            lic,
+            now - Duration::days(day),
+            "Active",
+            now + Duration::days(45),
+            "None",
+        );
         src.send("LicenseExpiresSoon", &body).await;
         app.worker.run_until_idle().await.unwrap();
     }

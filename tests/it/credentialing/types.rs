@@ -22,20 +22,85 @@ async fn each_of_the_13_types_is_stored_redacted_and_moves_the_standing_where_it
     let valid = Utc::now() + Duration::days(700);
     let soon = Utc::now() + Duration::days(20);
     let steps: Vec<(&str, Value, &str, &str)> = vec![
-        ("ProviderStatusChanged", provider(p, "Credentialed", false, at(1)), "good", "linked by NPI"),
-        ("ProviderProfileImportCompleted", profile_import(p, at(2)), "good", "a report"),
-        ("VerificationCompleted", license(p, lic, at(3), "Active", valid, "None"), "good", "license active"),
-        ("ExportCompleted", license(p, lic, at(3), "Active", valid, "None"), "good", "a report"),
+        (
+            "ProviderStatusChanged",
+            provider(p, "Credentialed", false, at(1)),
+            "good",
+            "linked by NPI",
+        ),
+        (
+            "ProviderProfileImportCompleted",
+            profile_import(p, at(2)),
+            "good",
+            "a report",
+        ),
+        (
+            "VerificationCompleted",
+            license(p, lic, at(3), "Active", valid, "None"),
+            "good",
+            "license active",
+        ),
+        (
+            "ExportCompleted",
+            license(p, lic, at(3), "Active", valid, "None"),
+            "good",
+            "a report",
+        ),
         ("GenerateReport", report(p, at(4)), "good", "a report"),
-        ("NpdbUpdateRequestRejected", npdb_rejected(p), "good", "a report"),
-        ("CredentialingRequestChanged", credentialing_request(p, "RequestInProgress", at(5)), "good", "request open"),
-        ("LicenseStatusChanged", license(p, lic2, at(6), "Active", valid, "Restricted"), "restricted", "second license restricted"),
-        ("LicenseChanged", license(p, lic2, at(7), "Active", valid, "None"), "good", "restriction lifted"),
-        ("LicenseExpiresSoon", license(p, lic, at(8), "Active", soon, "None"), "warning", "expires in 20 days"),
-        ("LicenseChanged", license(p, lic, at(9), "Active", valid, "None"), "good", "renewed"),
-        ("DatasetScanCompleted", scan(p, "OigExclusions", at(10), false), "restricted", "exclusion list match"),
-        ("DatasetScanMatchesChanged", scan(p, "OigExclusions", at(11), true), "good", "match ignored"),
-        ("LicenseExpired", license(p, lic, at(12), "Expired", at(12), "None"), "restricted", "license expired"),
+        (
+            "NpdbUpdateRequestRejected",
+            npdb_rejected(p),
+            "good",
+            "a report",
+        ),
+        (
+            "CredentialingRequestChanged",
+            credentialing_request(p, "RequestInProgress", at(5)),
+            "good",
+            "request open",
+        ),
+        (
+            "LicenseStatusChanged",
+            license(p, lic2, at(6), "Active", valid, "Restricted"),
+            "restricted",
+            "second license restricted",
+        ),
+        (
+            "LicenseChanged",
+            license(p, lic2, at(7), "Active", valid, "None"),
+            "good",
+            "restriction lifted",
+        ),
+        (
+            "LicenseExpiresSoon",
+            license(p, lic, at(8), "Active", soon, "None"),
+            "warning",
+            "expires in 20 days",
+        ),
+        (
+            "LicenseChanged",
+            license(p, lic, at(9), "Active", valid, "None"),
+            "good",
+            "renewed",
+        ),
+        (
+            "DatasetScanCompleted",
+            scan(p, "OigExclusions", at(10), false),
+            "restricted",
+            "exclusion list match",
+        ),
+        (
+            "DatasetScanMatchesChanged",
+            scan(p, "OigExclusions", at(11), true),
+            "good",
+            "match ignored",
+        ),
+        (
+            "LicenseExpired",
+            license(p, lic, at(12), "Expired", at(12), "None"),
+            "restricted",
+            "license expired",
+        ),
     ];
     let mut seen_types = std::collections::BTreeSet::new();
     for (kind, body, want, why) in &steps {
@@ -50,29 +115,55 @@ async fn each_of_the_13_types_is_stored_redacted_and_moves_the_standing_where_it
     // Linked by NPI; the facility of the credentialing request by Harbor's tax id.
     let v = standing_of(app, &ops, 8001).await;
     assert_eq!(v["providers"], serde_json::json!([p]));
-    assert!(v["reason"].as_str().unwrap().contains("license-expired"), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("license-expired"),
+        "{v}"
+    );
     assert_eq!(v["timeline"].as_array().unwrap().len(), steps.len(), "{v}");
-    let facility: (Option<i64>, Option<String>) = sqlx::query_as(
-        "SELECT certified_id, linked_by FROM credentialing_facilities",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let facility: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT certified_id, linked_by FROM credentialing_facilities")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(facility, (Some(7001), Some("tax_id".into())));
 
     // Stored: one row each, none holding an SSN, a date of birth or a screenshot.
     let payloads = stored_payloads(app).await;
     assert_eq!(payloads.len(), steps.len());
     for p in &payloads {
-        for gone in [ADA_SSN, "0780511", "1975-03-02", "19750302", SCREENSHOT, "\"ssn\"", "dateOfBirth", "screenshots"] {
+        for gone in [
+            ADA_SSN,
+            "0780511",
+            "1975-03-02",
+            "19750302",
+            SCREENSHOT,
+            "\"ssn\"",
+            "dateOfBirth",
+            "screenshots",
+        ] {
             assert!(!p.contains(gone), "{gone} stored in {p}");
         }
     }
 
     // Seven changes of standing, each audited with the event that caused it.
     let changes = v["changes"].as_array().unwrap();
-    let path: Vec<&str> = changes.iter().rev().map(|c| c["new"].as_str().unwrap()).collect();
-    assert_eq!(path, ["restricted", "good", "warning", "good", "restricted", "good", "restricted"]);
+    let path: Vec<&str> = changes
+        .iter()
+        .rev()
+        .map(|c| c["new"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "restricted",
+            "good",
+            "warning",
+            "good",
+            "restricted",
+            "good",
+            "restricted"
+        ]
+    );
     let audited: Vec<(String, String)> = sqlx::query_as(
         "SELECT actor, action FROM audit_log WHERE action LIKE 'credentialing.standing.%' ORDER BY id",
     )
@@ -81,8 +172,14 @@ async fn each_of_the_13_types_is_stored_redacted_and_moves_the_standing_where_it
     .unwrap();
     assert_eq!(audited.len(), 7);
     for (c, (actor, action)) in changes.iter().rev().zip(&audited) {
-        assert_eq!(*actor, format!("credentialing-event:{}", c["eventId"].as_str().unwrap()));
-        assert_eq!(*action, format!("credentialing.standing.{}", c["new"].as_str().unwrap()));
+        assert_eq!(
+            *actor,
+            format!("credentialing-event:{}", c["eventId"].as_str().unwrap())
+        );
+        assert_eq!(
+            *action,
+            format!("credentialing.standing.{}", c["new"].as_str().unwrap())
+        );
     }
     let restricted = super::list(app, &ops, "restricted").await;
     assert_eq!(restricted.as_array().unwrap().len(), 1, "{restricted}");
