@@ -88,8 +88,14 @@ fn start_server(database_url: &str) -> anyhow::Result<Server> {
         .env("GW_TRANSPORT__ENABLED", "false")
         .env("GW_LOG__FORMAT", "json")
         .env("GW_LOG__LEVEL", "warn,hisp_gateway::cli=info")
-        .env("GW_SECURITY__IDENTITY_HASH_KEY", "bench-identity-key-0123456789abcdef0123")
-        .env("GW_CA__KEY_ENCRYPTION_KEY", "bench-key-encryption-key-0123456789abcdef")
+        .env(
+            "GW_SECURITY__IDENTITY_HASH_KEY",
+            "bench-identity-key-0123456789abcdef0123",
+        )
+        .env(
+            "GW_CA__KEY_ENCRYPTION_KEY",
+            "bench-key-encryption-key-0123456789abcdef",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -276,7 +282,10 @@ async fn run(pg: &EmbeddedPostgres) -> anyhow::Result<()> {
     for (name, load) in [
         ("GET /healthz (baseline)", Load::Healthz),
         ("POST /credentialing/webhooks, new events", Load::Events),
-        ("POST /credentialing/webhooks, one repeated X-TraceId", Load::Duplicates),
+        (
+            "POST /credentialing/webhooks, one repeated X-TraceId",
+            Load::Duplicates,
+        ),
     ] {
         let before: i64 = sqlx::query_scalar("SELECT count(*) FROM credentialing_events")
             .fetch_one(&pool)

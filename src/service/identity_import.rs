@@ -399,6 +399,23 @@ mod tests {
     }
 
     #[test]
+    fn individuals_may_carry_an_npi_with_a_valid_check_digit() {
+        let header = "idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at,npi\n";
+        let good = format!(
+            "{header}8001,Ada,Stone,1975-03-02,1111,2026-01-05,1234567893\n8002,Ben,Ray,1980-06-15,2222,2026-01-05,\n"
+        );
+        let people = parse_individuals("p.csv", good.as_bytes()).unwrap();
+        assert_eq!(people[0].npi.as_ref().map(Npi::as_str), Some("1234567893"));
+        assert_eq!(people[1].npi, None);
+        let bad = format!("{header}8001,Ada,Stone,1975-03-02,1111,2026-01-05,1234567890\n");
+        let errs = parse_individuals("p.csv", bad.as_bytes()).unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "p.csv: line 2: npi: check digit does not match"
+        );
+    }
+
+    #[test]
     fn duplicate_ids_and_header_problems_are_named() {
         let csv = format!(
             "{ORG_HEADER}7001,A,12-3456789,MA,,1 St,,Boston,02139,true,2025-01-02\n\
