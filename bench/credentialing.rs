@@ -11,8 +11,9 @@
 //! 2. LicenseChanged events (about 3 KiB each, the spec's example shape, each with its own
 //!    `X-TraceId`), spread over 1,000 providers: each is checked, redacted and committed with
 //!    its processing job before the 200;
-//! 3. the same delivery repeated (one `X-TraceId`): the duplicate path;
-//! then it waits until the server's worker has processed every stored event and reports that
+//! 3. the same delivery repeated (one `X-TraceId`): the duplicate path.
+//!
+//! After the second it waits until the server's worker has processed every stored event and reports that
 //! rate too (events whose provider is unlinked still get their facts). It prints one line per
 //! measurement and the ratio of each to the baseline.
 

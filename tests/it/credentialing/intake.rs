@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::count;
+use crate::helpers::{count, field, stderr, stdout};
 use crate::soap::Fixture;
 
 async fn error_of(r: reqwest::Response) -> (u16, Value) {
@@ -250,17 +250,16 @@ async fn a_source_sends_only_its_types_and_an_unmatched_provider_waits_for_ops()
     assert_eq!(unlinked[0]["providerId"], json!(q), "{unlinked}");
     assert_eq!(unlinked[0]["lastName"], "Stone");
 
-    // Ops link it: the standing follows at once.
-    let r = app
-        .post_json_as(
-            &format!("/api/v1/credentialing/providers/{q}/link"),
-            &ops,
-            &json!({"idpId": 8001}),
-        )
-        .await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["standing"], "restricted", "{v}");
+    let out = app.cli(&["credentialing", "unlinked"]);
+    assert!(stdout(&out).contains(&q.to_string()), "{}", stderr(&out));
+
+    // Ops link it (CLI): the standing follows at once.
+    let out = app.cli(&["credentialing", "link", &q.to_string(), "8001"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(field(&stdout(&out), "standing"), "restricted");
+    assert_eq!(standing_of(app, &ops, 8001).await["standing"], "restricted");
+    let out = app.cli(&["credentialing", "unlinked"]);
+    assert_eq!(stdout(&out), "");
     let r = app
         .post_json_as(
             &format!("/api/v1/credentialing/providers/{}/link", Uuid::new_v4()),
