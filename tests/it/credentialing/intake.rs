@@ -159,6 +159,13 @@ async fn a_delivery_is_checked_header_by_header_and_a_retry_is_one_event() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // Past the door's body limit (credentialing.body_limit_bytes, 1 MiB).
+    let big = json!({"message": "x".repeat(2 << 20), "providerId": p});
+    let (status, v) = error_of(src.post("NpdbUpdateRequestRejected", "t-12", &big).await).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
     assert_eq!(snapshot().await, before);
 
     // Unknown webhook id, wrong secret: 401, and after a few the address is throttled, even

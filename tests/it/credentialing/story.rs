@@ -127,6 +127,20 @@ async fn a_lapsed_license_suspends_both_addresses_until_a_renewal_restores_them(
             .await
             .unwrap();
     assert_eq!(ada3, 0);
+    let people = || async { crate::helpers::count(&app.db.pool, "organization_people").await };
+    let before = people().await;
+    let session = w.f.login(Mode::Soap11).await;
+    w.f.call(
+        Mode::Soap11,
+        "AddAuthorizedUsersToCertifiedProvider",
+        &format!(
+            "<sessionId>{session}</sessionId><DirectDomain>{DOMAIN_A}</DirectDomain>\
+             <form><authorizedUsers><idp_id>8001</idp_id></authorizedUsers></form>"
+        ),
+    )
+    .await
+    .assert_code("205", "license-expired");
+    assert_eq!(people().await, before);
 
     // Ops heard of it, signed.
     let told = rx.wait_accepted(1, StdDuration::from_secs(10)).await;
