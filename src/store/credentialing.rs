@@ -299,46 +299,60 @@ pub async fn providers_of(db: &PgPool, idp_id: i64) -> Result<Vec<ProviderRow>, 
     .await
 }
 
-/// Records a facility and links it to a verified organization by NPI or tax id when one
-/// matches and it is not linked yet.
+/// Records a facility and links it to the one verified organization with its NPI, else with
+/// one of its tax ids, when it is not linked yet. Two candidates: no link (ops decide).
 pub async fn upsert_facility(
     conn: &mut PgConnection,
     facility_id: Uuid,
     npi: Option<&str>,
     tax_ids: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO credentialing_facilities (facility_id) VALUES ($1) ON CONFLICT DO NOTHING",
+    let linked: Option<Option<i64>> = sqlx::query_scalar(
+        "INSERT INTO credentialing_facilities (facility_id) VALUES ($1)
+         ON CONFLICT (facility_id) DO UPDATE SET facility_id = EXCLUDED.facility_id
+         RETURNING certified_id",
     )
     .bind(facility_id)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE credentialing_facilities f SET certified_id = m.certified_id, linked_by = m.by
-         FROM (SELECT certified_id, CASE WHEN npi = $2 THEN 'npi' ELSE 'tax_id' END AS by
-               FROM verified_organizations
-               WHERE ($2::text IS NOT NULL AND npi = $2) OR tax_id = ANY($3)
-               ORDER BY (npi = $2) DESC NULLS LAST, certified_id LIMIT 1) m
-         WHERE f.facility_id = $1 AND f.certified_id IS NULL",
-    )
-    .bind(facility_id)
-    .bind(npi)
-    .bind(tax_ids)
-    .execute(conn)
-    .await?;
+    if linked.flatten().is_some() {
+        return Ok(());
+    }
+    let mut found = None;
+    if let Some(npi) = npi {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT certified_id FROM verified_organizations WHERE npi = $1 LIMIT 2",
+        )
+        .bind(npi)
+        .fetch_all(&mut *conn)
+        .await?;
+        if let [one] = ids[..] {
+            found = Some((one, "npi"));
+        }
+    }
+    if found.is_none() && !tax_ids.is_empty() {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT certified_id FROM verified_organizations WHERE tax_id = ANY($1) LIMIT 2",
+        )
+        .bind(tax_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        if let [one] = ids[..] {
+            found = Some((one, "tax_id"));
+        }
+    }
+    if let Some((certified_id, by)) = found {
+        sqlx::query(
+            "UPDATE credentialing_facilities SET certified_id = $2, linked_by = $3
+             WHERE facility_id = $1 AND certified_id IS NULL",
+        )
+        .bind(facility_id)
+        .bind(certified_id)
+        .bind(by)
+        .execute(conn)
+        .await?;
+    }
     Ok(())
-}
-
-pub async fn facility_link(
-    db: &PgPool,
-    facility_id: Uuid,
-) -> Result<Option<(Option<i64>, Option<String>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT certified_id, linked_by FROM credentialing_facilities WHERE facility_id = $1",
-    )
-    .bind(facility_id)
-    .fetch_optional(db)
-    .await
 }
 
 // ---- facts and standings ------------------------------------------------------------------

@@ -274,6 +274,8 @@ pub fn credentialing_request(provider_id: Uuid, status: &str, at: DateTime<Utc>)
             "deactivated": false, "parentFacilityId": null, "dba": null, "addressLine1": "10 Main St",
             "addressLine2": "Suite 2", "city": "Trenton", "state": "NJ", "zipCode": "08601",
             "phoneNumber": "609-555-0100", "faxNumber": null, "groupTaxId": "12-3456789",
+            // Two verified organizations share this NPI (fixture): no guess, the tax id decides.
+            "npi": ADA_NPI.to_string(),
             "facilityTaxId": null, "contactName": "Office", "contactEmail": "office@example.org",
             "medicarePartANumber": null, "medicarePartBNumber": null, "medicaidNumber": null
         },
