@@ -62,6 +62,7 @@ pub struct Config {
     pub trust: TrustConfig,
     pub dns: DnsConfig,
     pub notifications: NotificationsConfig,
+    pub credentialing: CredentialingConfig,
 }
 
 /// E-mails to people outside the Direct network (certificate applicants), through a relay.
@@ -105,6 +106,25 @@ pub enum StartTls {
     Opportunistic,
     /// Plain SMTP (a relay on the same host or network).
     None,
+}
+
+/// Credentialing intake: what makes an individual's standing, and who hears of a change.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialingConfig {
+    /// Provider credentialing statuses (`credentialingStatus`) that restrict, compared
+    /// case-insensitively.
+    pub disqualifying_statuses: Vec<String>,
+    /// Dataset types whose scan matches mean an exclusion list hit (restricted).
+    pub exclusion_datasets: Vec<String>,
+    /// A license expiring within this is a warning.
+    #[serde(with = "humantime_serde")]
+    pub warning_window: Duration,
+    /// Where ops are told of changes of standing (signed); empty: nobody is told.
+    pub ops_webhook_url: String,
+    /// The Standard Webhooks key (`whsec_…`) those notifications are signed with.
+    pub ops_webhook_secret: Secret,
+    /// Largest webhook body accepted.
+    pub body_limit_bytes: usize,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.

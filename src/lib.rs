@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cpu;
+pub mod credentialing;
 pub mod direct;
 pub mod dns;
 pub mod domain;

@@ -30,6 +30,7 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     pub trust: Arc<TrustContext>,
     pub applications: Arc<crate::service::certificate_applications::NotifyContext>,
+    pub credentialing: Arc<crate::service::credentialing::CredentialingContext>,
 }
 
 impl AppState {
@@ -69,6 +70,9 @@ impl AppState {
             applications: Arc::new(
                 crate::service::certificate_applications::NotifyContext::from_config(&config),
             ),
+            credentialing: Arc::new(
+                crate::service::credentialing::CredentialingContext::from_config(&config),
+            ),
             config: Arc::new(config),
             db,
         }
@@ -94,6 +98,11 @@ impl AppState {
             &mut r,
             self.db.clone(),
             self.applications.clone(),
+        );
+        crate::service::credentialing::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.credentialing.clone(),
         );
         r
     }

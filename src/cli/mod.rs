@@ -6,6 +6,7 @@ mod account;
 mod applications;
 mod ca;
 mod client;
+mod credentialing;
 mod demo;
 mod identity;
 mod jobs;
@@ -29,6 +30,7 @@ pub use account::AccountCommand;
 pub use applications::{ApplicationsCommand, TrustedAgentCommand};
 pub use ca::CaCommand;
 pub use client::ClientCommand;
+pub use credentialing::CredentialingCommand;
 pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
@@ -89,6 +91,9 @@ pub enum Command {
     /// Which organization each trusted agent belongs to.
     #[command(subcommand)]
     TrustedAgent(TrustedAgentCommand),
+    /// Credentialing: sources of webhooks, individuals' standings, provider links.
+    #[command(subcommand)]
+    Credentialing(CredentialingCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -164,6 +169,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Trust(c) => trust::run(c, &ctx).await?,
         Command::Applications(c) => applications::run(c, &ctx).await?,
         Command::TrustedAgent(c) => applications::run_trusted_agent(c, &ctx).await?,
+        Command::Credentialing(c) => credentialing::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

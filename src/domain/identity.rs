@@ -249,6 +249,8 @@ pub struct VerifiedIndividual {
     pub date_of_birth: NaiveDate,
     pub ssn_last4: SsnLast4,
     pub verified_at: DateTime<Utc>,
+    /// Links the individual to credentialing providers; optional in the import.
+    pub npi: Option<Npi>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod certificate_application;
 pub mod client;
+pub mod credentialing;
 pub mod failure;
 pub mod identity;
 pub mod messaging;

@@ -5,6 +5,7 @@ mod accounts;
 mod admission;
 mod certificate_applications;
 mod clients;
+mod credentialing;
 mod errors;
 mod extract;
 pub mod mailbox;
@@ -177,6 +178,26 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/trusted-agents/{client_id}",
             axum::routing::put(certificate_applications::link_trusted_agent),
+        )
+        .route(
+            "/api/v1/credentialing/sources",
+            get(credentialing::list_sources).post(credentialing::register_source),
+        )
+        .route(
+            "/api/v1/credentialing/individuals/{idp_id}",
+            get(credentialing::get_individual),
+        )
+        .route(
+            "/api/v1/credentialing/standings",
+            get(credentialing::list_standings),
+        )
+        .route(
+            "/api/v1/credentialing/providers/unlinked",
+            get(credentialing::list_unlinked),
+        )
+        .route(
+            "/api/v1/credentialing/providers/{provider_id}/link",
+            post(credentialing::link_provider),
         )
         .route("/pki/root.crt", get(pki::root_der))
         .route("/pki/root.pem", get(pki::root_pem))

@@ -55,6 +55,7 @@ const TAG_SOAP: &str = "SOAP";
 const TAG_DOCS: &str = "Documentation";
 const TAG_WEBHOOKS: &str = "Webhooks";
 const TAG_APPLICATIONS: &str = "Certificate applications";
+const TAG_CREDENTIALING: &str = "Credentialing";
 
 /// The docs routes; they need no authentication.
 pub fn router() -> Router<AppState> {
@@ -221,6 +222,14 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         applications::reject_application,
         applications::list_trusted_agents,
         applications::link_trusted_agent,
+        operations::credentialing_webhook,
+        operations::register_credentialing_source,
+        operations::list_credentialing_sources,
+        operations::get_credentialing_individual,
+        operations::list_credentialing_standings,
+        operations::list_unlinked_providers,
+        operations::link_credentialing_provider,
+        operations::credentialing_standing_changed,
     ),
     components(schemas(schemas::ErrorBody, schemas::OAuthError)),
     modifiers(&SecuritySchemes, &TaSecurity, &Webhooks, &CommonResponses),
@@ -240,6 +249,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_DOCS, description = "This document and its browser."),
         (name = TAG_WEBHOOKS, description = "What the gateway POSTs to vendors' registered endpoints (see `webhooks`)."),
         (name = TAG_APPLICATIONS, description = "Trusted Agents apply for patient, provider-address and organizational certificates; officers review; ops links TAs to organizations (DataMotion style)."),
+        (name = TAG_CREDENTIALING, description = "Credentialing webhooks (Verifiable style) in, and (ops) sources, individuals' standings and provider links; see docs/credentialing.md."),
     ),
 )]
 struct ApiDoc;
@@ -1428,6 +1438,179 @@ mod schemas {
         /// How many anchors it gives now.
         pub anchors: i64,
     }
+
+    // -- credentialing --
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CredentialingReceived {
+        /// The stored event (the first one, for a repeated `X-TraceId`).
+        pub event_id: Uuid,
+        /// True when the trace id was seen before: nothing was stored or processed again.
+        pub duplicate: bool,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CredentialingSourceRequest {
+        #[schema(example = "Verifiable production")]
+        pub name: String,
+        /// The id the credentialing service gave the webhook; it sends it as `X-WebhookId`.
+        pub webhook_id: Uuid,
+        /// What it sends as `X-Secret` (16–512 characters); generated and returned once when
+        /// absent. Stored argon2id-hashed.
+        pub secret: Option<String>,
+        /// The event types it sends; all 13 when absent or empty.
+        #[schema(example = json!(["LicenseExpired", "LicenseChanged"]))]
+        pub event_types: Option<Vec<String>>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CredentialingSource {
+        pub id: Uuid,
+        pub name: String,
+        pub webhook_id: Uuid,
+        pub event_types: Vec<String>,
+        /// `active` or `disabled`.
+        pub status: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NewCredentialingSource {
+        pub id: Uuid,
+        pub name: String,
+        pub webhook_id: Uuid,
+        pub event_types: Vec<String>,
+        pub status: String,
+        pub created_at: DateTime<Utc>,
+        /// Only when generated: shown this once.
+        pub secret: Option<String>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CredentialingFact {
+        pub provider_id: Uuid,
+        /// `license:<id>`, `scan:<dataset>`, `provider`, `credentialing-request:<id>`.
+        pub key: String,
+        /// `good`, `warning` or `restricted`.
+        pub effect: String,
+        #[schema(example = "license-expired")]
+        pub reason: String,
+        pub occurred_at: DateTime<Utc>,
+        pub event_id: Uuid,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StandingChange {
+        pub old: String,
+        pub new: String,
+        pub reason: String,
+        /// The event that caused the change (null when an ops link did, with no fact).
+        pub event_id: Option<Uuid>,
+        pub at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AffectedAddress {
+        pub address: String,
+        /// `active`, `suspended` (by credentialing) or `disabled` (by ops).
+        pub status: String,
+        pub suspension_reason: Option<String>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TimelineEvent {
+        pub event_id: Uuid,
+        pub event_type: String,
+        pub trace_id: String,
+        pub provider_id: Option<Uuid>,
+        pub occurred_at: DateTime<Utc>,
+        pub received_at: DateTime<Utc>,
+        pub processed: bool,
+        /// The body as stored: without SSNs, dates of birth or screenshots.
+        #[schema(value_type = Object)]
+        pub payload: serde_json::Value,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct IndividualStanding {
+        pub idp_id: i64,
+        /// `good`, `warning` or `restricted`.
+        pub standing: String,
+        #[schema(example = "license-expired")]
+        pub reason: String,
+        pub changed_at: Option<DateTime<Utc>>,
+        /// The credentialing service's providers linked to this individual.
+        pub providers: Vec<Uuid>,
+        /// The latest fact of each kind.
+        pub facts: Vec<CredentialingFact>,
+        /// Changes of standing, newest first.
+        pub changes: Vec<StandingChange>,
+        /// The individual's Direct addresses.
+        pub addresses: Vec<AffectedAddress>,
+        /// Events of its providers, newest first (200 at most), redacted.
+        pub timeline: Vec<TimelineEvent>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StandingSummary {
+        pub idp_id: i64,
+        pub standing: String,
+        pub reason: String,
+        pub event_id: Option<Uuid>,
+        pub changed_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct UnlinkedProvider {
+        pub provider_id: Uuid,
+        pub npi: Option<String>,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub first_seen_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct LinkProviderRequest {
+        #[schema(example = 8001)]
+        pub idp_id: i64,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NotifiedAddress {
+        pub address: String,
+        pub status: String,
+    }
+
+    /// What ops are POSTed when an individual's standing changes.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CredentialingStandingChanged {
+        #[schema(example = "credentialing.standing.changed")]
+        pub r#type: String,
+        pub idp_id: i64,
+        pub old: String,
+        pub new: String,
+        pub reason: String,
+        pub event_id: Option<Uuid>,
+        pub event_type: Option<String>,
+        pub at: DateTime<Utc>,
+        pub addresses: Vec<NotifiedAddress>,
+        /// The resellers owning the organizations of those addresses.
+        pub resellers: Vec<Uuid>,
+    }
 }
 
 // ---- operations ------------------------------------------------------------------------------
@@ -1436,6 +1619,7 @@ mod schemas {
 mod operations {
     #![allow(dead_code)]
 
+    use super::TAG_CREDENTIALING;
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
@@ -2463,6 +2647,158 @@ mod operations {
         )
     )]
     pub fn inbound_message() {}
+
+    // -- credentialing --
+
+    /// Credentialing webhook (intake)
+    ///
+    /// Where a registered credentialing service delivers its events, Verifiable style: the
+    /// body is the event type's model (LicenseModel, ProviderModel, DatasetScanModel,
+    /// CredentialingRequestModel, ConfigurableReportModel, ProviderProfileImportModel or the
+    /// NPDB rejection). The event is committed, redacted (no SSN, date of birth or screenshot
+    /// is kept), before the 200; a repeated `X-TraceId` answers 200 again and is not processed
+    /// again. See docs/credentialing.md.
+    #[utoipa::path(
+        post,
+        path = "/credentialing/webhooks",
+        tag = TAG_CREDENTIALING,
+        params(
+            ("X-WebhookType" = String, Header, description = "One of the 13 event types, e.g. `LicenseExpired`."),
+            ("X-WebhookId" = String, Header, description = "The webhook id the source was registered with."),
+            ("X-Secret" = String, Header, description = "The source's secret."),
+            ("X-TraceId" = String, Header, description = "Stable across retries of one delivery."),
+        ),
+        request_body(content = Object, content_type = "application/json"),
+        responses(
+            (status = 200, description = "Stored (or stored before, `duplicate`).", body = CredentialingReceived),
+            (status = 400, description = "An unknown or unregistered `X-WebhookType`, no `X-TraceId`, a body that is not JSON or not the type's model (`invalid`, `field` names the header or property).", body = ErrorBody),
+            (status = 401, description = "Unknown webhook id, wrong secret or disabled source (`unauthorized`).", body = ErrorBody),
+            (status = 429, description = "Too many failed authentications from this address (`too_many_requests`).", body = ErrorBody),
+        )
+    )]
+    pub fn credentialing_webhook() {}
+
+    /// Register a credentialing source
+    ///
+    /// Audited. The secret is stored argon2id-hashed and compared in constant time.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/credentialing/sources",
+        tag = TAG_CREDENTIALING,
+        request_body(content = CredentialingSourceRequest, content_type = "application/json"),
+        responses(
+            (status = 201, description = "Registered.", body = NewCredentialingSource),
+            (status = 400, description = "Not JSON of this shape (`malformed`), or a bad field (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 409, description = "The webhook id is registered already.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn register_credentialing_source() {}
+
+    /// List credentialing sources
+    #[utoipa::path(
+        get,
+        path = "/api/v1/credentialing/sources",
+        tag = TAG_CREDENTIALING,
+        responses(
+            (status = 200, description = "The sources.", body = Vec<CredentialingSource>),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_credentialing_sources() {}
+
+    /// An individual's credentialing standing
+    ///
+    /// The standing with its facts, changes, affected addresses and redacted timeline.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/credentialing/individuals/{idp_id}",
+        tag = TAG_CREDENTIALING,
+        params(("idp_id" = i64, Path, description = "The verified individual's id.", example = 8001)),
+        responses(
+            (status = 200, description = "The standing.", body = IndividualStanding),
+            (status = 400, description = "`idp_id` is not a positive number (`invalid`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such verified individual.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn get_credentialing_individual() {}
+
+    /// Individuals in warning or restricted standing
+    #[utoipa::path(
+        get,
+        path = "/api/v1/credentialing/standings",
+        tag = TAG_CREDENTIALING,
+        params(("standing" = Option<String>, Query, description = "`good`, `warning` or `restricted`; both of the last when absent.")),
+        responses(
+            (status = 200, description = "Newest change first, 1000 at most.", body = Vec<StandingSummary>),
+            (status = 400, description = "An unknown standing (`invalid`) or query parameter (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_credentialing_standings() {}
+
+    /// Providers waiting for a link
+    ///
+    /// Providers matched to no verified individual by NPI or by name, date of birth and SSN
+    /// last four.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/credentialing/providers/unlinked",
+        tag = TAG_CREDENTIALING,
+        responses(
+            (status = 200, description = "Oldest first, 1000 at most.", body = Vec<UnlinkedProvider>),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_unlinked_providers() {}
+
+    /// Link a provider to a verified individual
+    ///
+    /// The individual's standing (and the previous one's, when moved) is computed again at
+    /// once from the provider's facts. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/credentialing/providers/{provider_id}/link",
+        tag = TAG_CREDENTIALING,
+        params(("provider_id" = String, Path, description = "The credentialing service's provider id.", example = "4834bcdc-4a64-444d-966b-1a6fe381da24")),
+        request_body(content = LinkProviderRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "Linked; the individual's standing.", body = IndividualStanding),
+            (status = 400, description = "Not a UUID or not JSON of this shape.", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such provider or verified individual.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn link_credentialing_provider() {}
+
+    /// Credentialing standing changed (to ops)
+    ///
+    /// POSTed to `credentialing.ops_webhook_url` on every change of an individual's standing,
+    /// signed per Standard Webhooks with `credentialing.ops_webhook_secret`. Retried on the
+    /// delivery retry schedule; redirects are not followed.
+    #[utoipa::path(
+        post,
+        path = "credentialingStandingChanged",
+        tag = TAG_WEBHOOKS,
+        params(
+            ("webhook-id" = String, Header, description = "`cred_…`, the same on every retry."),
+            ("webhook-timestamp" = i64, Header, description = "Unix seconds of this attempt."),
+            ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>`."),
+        ),
+        request_body(content = CredentialingStandingChanged, content_type = "application/json"),
+        responses(
+            (status = "2XX", description = "Received."),
+            (status = "default", description = "Not received; retried."),
+        )
+    )]
+    pub fn credentialing_standing_changed() {}
 }
 
 /// Trusted-Agent certificate applications (DataMotion style): their wire shapes and routes.

@@ -4,7 +4,8 @@
 //!   certified_id, name, tax_id, state, npi (optional), address_line1,
 //!   address_line2 (optional), city, zip, healthcare_provider, verified_at
 //! Individuals file columns:
-//!   idp_id, first_name, last_name, date_of_birth, ssn_last4, verified_at
+//!   idp_id, first_name, last_name, date_of_birth, ssn_last4, verified_at, npi (optional;
+//!   10 digits with the NPI check digit)
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -35,14 +36,16 @@ pub const ORGANIZATION_COLUMNS: [&str; 11] = [
 ];
 const ORGANIZATION_OPTIONAL: [&str; 2] = ["npi", "address_line2"];
 
-pub const INDIVIDUAL_COLUMNS: [&str; 6] = [
+pub const INDIVIDUAL_COLUMNS: [&str; 7] = [
     "idp_id",
     "first_name",
     "last_name",
     "date_of_birth",
     "ssn_last4",
     "verified_at",
+    "npi",
 ];
+const INDIVIDUAL_OPTIONAL: [&str; 1] = ["npi"];
 
 /// Problems reported at most per file: past that, a file is wrong throughout and a longer list
 /// helps nobody (and would grow with the file).
@@ -252,7 +255,7 @@ pub fn parse_individuals(
     input: impl Read,
 ) -> Result<Vec<VerifiedIndividual>, Vec<RowError>> {
     let now = Utc::now();
-    let sheet = Sheet::open(file, input, &INDIVIDUAL_COLUMNS, &[])?;
+    let sheet = Sheet::open(file, input, &INDIVIDUAL_COLUMNS, &INDIVIDUAL_OPTIONAL)?;
     let (rows, errors) = sheet.rows(|c| {
         Ok(VerifiedIndividual {
             idp_id: IdpId::parse(c.get("idp_id"))?,
@@ -261,6 +264,7 @@ pub fn parse_individuals(
             date_of_birth: parse_date_of_birth(c.get("date_of_birth"), now.date_naive())?,
             ssn_last4: SsnLast4::parse(c.get("ssn_last4"))?,
             verified_at: parse_verified_at(c.get("verified_at"), now)?,
+            npi: c.optional("npi").map(Npi::parse).transpose()?,
         })
     });
     unique(file, rows, errors, "idp_id", |i| i.idp_id.get())
@@ -391,6 +395,23 @@ mod tests {
                 "orgs.csv: line 3: tax_id: must be 9 digits (e.g. 12-3456789)",
                 "orgs.csv: line 4: state: must be a two-letter US state code",
             ]
+        );
+    }
+
+    #[test]
+    fn individuals_may_carry_an_npi_with_a_valid_check_digit() {
+        let header = "idp_id,first_name,last_name,date_of_birth,ssn_last4,verified_at,npi\n";
+        let good = format!(
+            "{header}8001,Ada,Stone,1975-03-02,1111,2026-01-05,1234567893\n8002,Ben,Ray,1980-06-15,2222,2026-01-05,\n"
+        );
+        let people = parse_individuals("p.csv", good.as_bytes()).unwrap();
+        assert_eq!(people[0].npi.as_ref().map(Npi::as_str), Some("1234567893"));
+        assert_eq!(people[1].npi, None);
+        let bad = format!("{header}8001,Ada,Stone,1975-03-02,1111,2026-01-05,1234567890\n");
+        let errs = parse_individuals("p.csv", bad.as_bytes()).unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "p.csv: line 2: npi: check digit does not match"
         );
     }
 

@@ -47,6 +47,14 @@ pub async fn check_recipient(db: &PgPool, address: &str) -> Result<Recipient, sq
             {
                 Recipient::Accepted
             }
+            // A suspended holder's mail is taken, then refused with a failed MDN naming why
+            // (the delivery job refuses any address that is not active).
+            (true, Some(status), org)
+                if status == crate::service::credentialing::ADDRESS_SUSPENDED
+                    && org.as_deref() == Some(organization_status::ACTIVATED) =>
+            {
+                Recipient::Accepted
+            }
             (true, Some(_), _) => Recipient::Disabled,
         },
     )

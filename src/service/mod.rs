@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod certificate_applications;
 pub mod clients;
+pub mod credentialing;
 pub mod demo;
 pub mod health;
 pub mod identity_import;

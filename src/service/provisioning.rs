@@ -192,9 +192,13 @@ async fn resolve_person(
 ) -> AppResult<rows::IndividualRow> {
     if let Some(id) = text(&p.idp_id) {
         let id = IdpId::parse(id)?;
-        return rows::individual(conn, id.get()).await?.ok_or_else(|| {
-            Refusal::IndividualNotVerified(format!("(idp_id {} is not verified)", id.get())).into()
-        });
+        let person = rows::individual(conn, id.get()).await?.ok_or_else(|| {
+            AppError::from(Refusal::IndividualNotVerified(format!(
+                "(idp_id {} is not verified)",
+                id.get()
+            )))
+        })?;
+        return not_restricted(conn, person).await;
     }
     let (Some(first), Some(last), Some(ssn4), Some(dob)) = (
         text(&p.first_name),
@@ -219,9 +223,25 @@ async fn resolve_person(
         return Err(Invalid::new("dob", "must be a date YYYY-MM-DD").into());
     };
     let hash = secrets::keyed_hash(key, SSN_HASH_PURPOSE, ssn4.digits());
-    rows::individual_by_identity(conn, first, last, dob, &hash)
+    let person = rows::individual_by_identity(conn, first, last, dob, &hash)
         .await?
-        .ok_or_else(|| not_found().into())
+        .ok_or_else(|| AppError::from(not_found()))?;
+    not_restricted(conn, person).await
+}
+
+/// Refuses an individual whose credentialing standing is restricted: no new address or role.
+async fn not_restricted(
+    conn: &mut PgConnection,
+    person: rows::IndividualRow,
+) -> AppResult<rows::IndividualRow> {
+    match crate::store::credentialing::restriction(conn, person.idp_id).await? {
+        Some(reason) => Err(Refusal::IndividualNotVerified(format!(
+            "(idp_id {} is restricted by credentialing: {reason})",
+            person.idp_id
+        ))
+        .into()),
+        None => Ok(person),
+    }
 }
 
 /// An address item that passed every check, ready to insert.

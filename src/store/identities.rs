@@ -43,12 +43,12 @@ pub async fn upsert_individual(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO verified_individuals
-           (idp_id, first_name, last_name, date_of_birth, ssn_last4_hash, verified_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+           (idp_id, first_name, last_name, date_of_birth, ssn_last4_hash, verified_at, npi)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (idp_id) DO UPDATE SET
            first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
            date_of_birth = EXCLUDED.date_of_birth, ssn_last4_hash = EXCLUDED.ssn_last4_hash,
-           verified_at = EXCLUDED.verified_at, imported_at = now()",
+           verified_at = EXCLUDED.verified_at, npi = EXCLUDED.npi, imported_at = now()",
     )
     .bind(i.idp_id.get())
     .bind(&i.first_name)
@@ -56,6 +56,7 @@ pub async fn upsert_individual(
     .bind(i.date_of_birth)
     .bind(ssn_last4_hash)
     .bind(i.verified_at)
+    .bind(i.npi.as_ref().map(|n| n.as_str()))
     .execute(conn)
     .await?;
     Ok(())

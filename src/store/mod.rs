@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod certificate_applications;
 pub mod clients;
+pub mod credentialing;
 pub mod embedded;
 pub mod identities;
 pub mod inbound_mail;

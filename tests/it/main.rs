@@ -7,6 +7,7 @@ mod attacks;
 mod auth;
 mod binary;
 mod certificate_applications;
+mod credentialing;
 mod direct;
 mod dns;
 mod docs;

@@ -403,6 +403,14 @@ pub async fn send(
                 "fromDirectAddress {from} is not an address this client may send from"
             )));
         };
+        if status == crate::service::credentialing::ADDRESS_SUSPENDED {
+            let reason = crate::store::credentialing::suspension_of(db, &from.to_string())
+                .await?
+                .unwrap_or_else(|| "restricted".into());
+            return Err(AppError::Forbidden(format!(
+                "fromDirectAddress {from} is suspended: its holder's credentialing standing is restricted ({reason})"
+            )));
+        }
         if status != ADDRESS_ACTIVE {
             return Err(AppError::Forbidden(format!(
                 "fromDirectAddress {from} is disabled"

@@ -162,6 +162,11 @@ async fn a_stalled_body_gets_503_in_each_doors_form() {
             "application/soap+xml",
             "soap:Receiver",
         ),
+        (
+            hisp_gateway::credentialing::PATH,
+            "application/json",
+            "\"code\":\"timeout\"",
+        ),
     ] {
         let mut s = connect_from(ATTACKER, app.addr).await.unwrap();
         let head = format!(
