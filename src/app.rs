@@ -189,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ops::router(&state))
         .merge(crate::rest::router(&state))
         .merge(crate::soap::router(&state))
+        .merge(crate::hl7::router(&state))
         .fallback(not_found)
         .with_state(state);
     crate::http::stack(doors)

@@ -61,6 +61,18 @@ pub struct Config {
     pub transport: TransportConfig,
     pub trust: TrustConfig,
     pub dns: DnsConfig,
+    pub hl7: Hl7Config,
+}
+
+/// The HL7 v3 organization registry door (`src/hl7`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hl7Config {
+    /// Our device id (an OID) in every message's sender and receiver.
+    pub device_id: String,
+    /// Root OID of the registry ids we assign (extension = the certified_id).
+    pub registry_root_oid: String,
+    /// Whether suspending an organization also disables its provisioned Direct domain.
+    pub suspension_disables_domain: bool,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.

@@ -29,6 +29,7 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub admission: Arc<Admission>,
     pub trust: Arc<TrustContext>,
+    pub registry: Arc<crate::service::registry::RegistryContext>,
 }
 
 impl AppState {
@@ -65,6 +66,7 @@ impl AppState {
             ))),
             clock: Clock::default(),
             trust,
+            registry: Arc::new(crate::service::registry::RegistryContext::from_config(&config)),
             config: Arc::new(config),
             db,
         }
@@ -86,6 +88,11 @@ impl AppState {
         );
         crate::service::transport::register_jobs(&mut r, self.db.clone(), self.transport.clone());
         crate::service::trust::register_jobs(&mut r, self.db.clone(), self.trust.clone());
+        crate::service::registry::informer::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.registry.clone(),
+        );
         r
     }
 }
