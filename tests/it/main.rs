@@ -10,6 +10,7 @@ mod direct;
 mod dns;
 mod docs;
 mod first_run;
+mod hl7;
 mod health;
 mod identity;
 mod jobs;
