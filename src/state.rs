@@ -66,7 +66,9 @@ impl AppState {
             ))),
             clock: Clock::default(),
             trust,
-            registry: Arc::new(crate::service::registry::RegistryContext::from_config(&config)),
+            registry: Arc::new(crate::service::registry::RegistryContext::from_config(
+                &config,
+            )),
             config: Arc::new(config),
             db,
         }

@@ -9,6 +9,7 @@ mod demo;
 mod identity;
 mod jobs;
 mod messaging;
+mod registry;
 mod serve;
 mod transport;
 mod trust;
@@ -30,6 +31,7 @@ pub use client::ClientCommand;
 pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
+pub use registry::RegistryCommand;
 pub use transport::TransportCommand;
 pub use trust::TrustCommand;
 
@@ -81,6 +83,9 @@ pub enum Command {
     /// Trust: anchors per domain, peer certificates, trust bundles.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// The HL7 v3 organization registry: subscribers, organization status.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -154,6 +159,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Messaging(c) => messaging::run(c, &ctx).await?,
         Command::Transport(c) => transport::run(c, &ctx).await?,
         Command::Trust(c) => trust::run(c, &ctx).await?,
+        Command::Registry(c) => registry::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,13 +38,18 @@ impl Ii {
         let ext = extension.trim();
         let oid = !root.is_empty()
             && root.len() <= 128
-            && root.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            && root
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         let uuid = uuid::Uuid::parse_str(root).is_ok();
         if !(oid || uuid) {
             return Err(Invalid::new("id", format!("root {root:?} is not an OID")));
         }
         if ext.chars().count() > 200 || ext.chars().any(char::is_control) {
-            return Err(Invalid::new("id", "the extension is too long or has control characters"));
+            return Err(Invalid::new(
+                "id",
+                "the extension is too long or has control characters",
+            ));
         }
         Ok(Self::new(root, ext))
     }
@@ -203,7 +208,10 @@ impl std::str::FromStr for RegistryStatus {
 pub fn field(name: &'static str, s: &str) -> Result<String, Invalid> {
     let s = s.trim();
     if s.chars().count() > MAX_FIELD {
-        return Err(Invalid::new(name, format!("longer than {MAX_FIELD} characters")));
+        return Err(Invalid::new(
+            name,
+            format!("longer than {MAX_FIELD} characters"),
+        ));
     }
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(Invalid::new(name, "has control characters"));
@@ -217,7 +225,10 @@ mod tests {
 
     #[test]
     fn statuses_map_from_hl7_and_decide_provisioning() {
-        assert_eq!(RegistryStatus::from_hl7("normal").unwrap(), RegistryStatus::Active);
+        assert_eq!(
+            RegistryStatus::from_hl7("normal").unwrap(),
+            RegistryStatus::Active
+        );
         assert_eq!(
             RegistryStatus::from_hl7("terminated").unwrap(),
             RegistryStatus::Nullified

@@ -52,7 +52,12 @@ impl Form {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/hl7-v3+xml" => Some(Form::Plain("application/hl7-v3+xml")),
             "text/xml" | "application/xml" => Some(Form::Plain("text/xml")),
@@ -86,11 +91,19 @@ impl Form {
 }
 
 fn device() -> &'static str {
-    DEVICE.get().map_or("2.16.840.1.113883.3.9999.1", String::as_str)
+    DEVICE
+        .get()
+        .map_or("2.16.840.1.113883.3.9999.1", String::as_str)
 }
 
 /// An AR acknowledgement for a request refused before its message was read.
-fn rejection(form: Form, status: StatusCode, code: &'static str, location: &str, text: String) -> Response {
+fn rejection(
+    form: Form,
+    status: StatusCode,
+    code: &'static str,
+    location: &str,
+    text: String,
+) -> Response {
     let problem = Problem::rejected(code, location, text);
     let parties = Parties {
         us: device(),
@@ -110,7 +123,10 @@ fn rejection(form: Form, status: StatusCode, code: &'static str, location: &str,
 
 fn refused_by_http(headers: &HeaderMap, e: AppError) -> Response {
     let form = Form::of(headers).unwrap_or(Form::Plain("application/hl7-v3+xml"));
-    with_retry_after(rejection(form, e.status(), "INTERR", "/", e.to_string()), &e)
+    with_retry_after(
+        rejection(form, e.status(), "INTERR", "/", e.to_string()),
+        &e,
+    )
 }
 
 fn with_retry_after(mut resp: Response, e: &AppError) -> Response {
@@ -208,10 +224,7 @@ async fn endpoint(
             ),
         );
     }
-    let caller = Caller {
-        client,
-        request_id,
-    };
+    let caller = Caller { client, request_id };
     let now = state.clock.now();
     let reply = registry::handle(&state.db, &state.registry, &caller, message, now).await;
     let status = if reply.ack == Ack::Ar {

@@ -16,8 +16,7 @@ pub struct OrgRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const ORG: &str =
-    "SELECT certified_id, version, status, name, record, created_at, updated_at FROM registry_organizations";
+const ORG: &str = "SELECT certified_id, version, status, name, record, created_at, updated_at FROM registry_organizations";
 
 /// The columns queries filter on, from a record.
 pub struct Columns<'a> {
@@ -178,7 +177,10 @@ pub async fn by_identifier(
     .await
 }
 
-pub async fn lock(conn: &mut PgConnection, certified_id: i64) -> Result<Option<OrgRow>, sqlx::Error> {
+pub async fn lock(
+    conn: &mut PgConnection,
+    certified_id: i64,
+) -> Result<Option<OrgRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{ORG} WHERE certified_id = $1 FOR UPDATE"
     )))
@@ -391,19 +393,21 @@ pub async fn search(
     let total = match rows.first() {
         Some(r) => r.total,
         // An empty page past the end still needs the count.
-        None if offset > 0 => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM registry_organizations WHERE {filter}"
-        )))
-        .bind(&name)
-        .bind(&s.city)
-        .bind(&s.state)
-        .bind(&s.postal_code)
-        .bind(&s.street)
-        .bind(&s.type_code)
-        .bind(&s.status)
-        .bind(&s.certified_ids)
-        .fetch_one(db)
-        .await?,
+        None if offset > 0 => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM registry_organizations WHERE {filter}"
+            )))
+            .bind(&name)
+            .bind(&s.city)
+            .bind(&s.state)
+            .bind(&s.postal_code)
+            .bind(&s.street)
+            .bind(&s.type_code)
+            .bind(&s.status)
+            .bind(&s.certified_ids)
+            .fetch_one(db)
+            .await?
+        }
         None => 0,
     };
     Ok((total, rows.into_iter().map(|r| r.row).collect()))

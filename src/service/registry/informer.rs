@@ -71,7 +71,10 @@ fn transient(e: impl std::fmt::Display) -> JobError {
 }
 
 /// The Direct domains and addresses of a certified organization, as `mailto:` telecoms.
-pub async fn direct_telecoms(conn: &mut PgConnection, cid: i64) -> Result<Vec<String>, sqlx::Error> {
+pub async fn direct_telecoms(
+    conn: &mut PgConnection,
+    cid: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     let mut out: Vec<String> = rows::domains_of(conn, cid)
         .await?
         .into_iter()
@@ -104,7 +107,14 @@ pub fn render(
         us: &ctx.config.device_id,
         peer: None,
     };
-    message::open(&mut w, interaction, &new_message_id(ctx), now, "NE", &parties);
+    message::open(
+        &mut w,
+        interaction,
+        &new_message_id(ctx),
+        now,
+        "NE",
+        &parties,
+    );
     w.raw("<controlActProcess classCode=\"CACT\" moodCode=\"EVN\">");
     w.raw(&format!(
         "<code code=\"{trigger}\" codeSystem=\"{}\"/>",
@@ -116,7 +126,14 @@ pub fn render(
         registry_id: ctx.registry_id(cid),
         direct,
     };
-    organization::event(&mut w, &ctx.config.registry_root_oid, shape, &view, version, at);
+    organization::event(
+        &mut w,
+        &ctx.config.registry_root_oid,
+        shape,
+        &view,
+        version,
+        at,
+    );
     w.raw(&format!("</controlActProcess></{interaction}>"));
     w.0
 }
@@ -159,7 +176,15 @@ async fn push(db: &PgPool, ctx: &RegistryContext, job: &Job) -> Result<(), JobEr
     let direct = direct_telecoms(&mut conn, cid).await.map_err(transient)?;
     drop(conn);
     let body = render(
-        ctx, interaction, cid, version, status, &record, &direct, v.at, job.now,
+        ctx,
+        interaction,
+        cid,
+        version,
+        status,
+        &record,
+        &direct,
+        v.at,
+        job.now,
     );
     let auth: EndpointAuth = match &subscriber.auth {
         None => EndpointAuth::None,
@@ -171,7 +196,8 @@ async fn push(db: &PgPool, ctx: &RegistryContext, job: &Job) -> Result<(), JobEr
             serde_json::from_slice(&raw).map_err(|e| JobError::Permanent(e.to_string()))?
         }
     };
-    let url = reqwest::Url::parse(&subscriber.url).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let url =
+        reqwest::Url::parse(&subscriber.url).map_err(|e| JobError::Permanent(e.to_string()))?;
     // Written addresses skip resolution, where the guard sits: checked here.
     ctx.egress
         .check_url(&url)
@@ -241,7 +267,11 @@ pub async fn add_subscriber(
     let row = rows::insert_subscriber(&mut tx, Uuid::new_v4(), &url, sealed.as_deref()).await?;
     store::audit::record(
         &mut tx,
-        actor.audit("registry.subscriber.add", "registry_subscriber", &row.id.to_string()),
+        actor.audit(
+            "registry.subscriber.add",
+            "registry_subscriber",
+            &row.id.to_string(),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -259,7 +289,11 @@ pub async fn remove_subscriber(db: &PgPool, id: Uuid, actor: &Actor) -> AppResul
     }
     store::audit::record(
         &mut tx,
-        actor.audit("registry.subscriber.remove", "registry_subscriber", &id.to_string()),
+        actor.audit(
+            "registry.subscriber.remove",
+            "registry_subscriber",
+            &id.to_string(),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -48,7 +48,11 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn rejected(code: &'static str, location: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn rejected(
+        code: &'static str,
+        location: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
         Self {
             ack: Ack::Ar,
             code,
@@ -172,7 +176,8 @@ pub fn valid_ts(s: &str) -> bool {
     };
     (4..=14).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && frac.is_none_or(|f| !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()))
+        && frac
+            .is_none_or(|f| !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()))
         && zone.is_none_or(|z| z.len() == 4 && z.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -245,13 +250,23 @@ pub struct Parties<'a> {
 
 /// Opens a message: root element and transmission wrapper up to (not including) the
 /// acknowledgement.
-pub fn open(w: &mut W, interaction: &str, message_id: &Ii, now: DateTime<Utc>, accept_ack: &str, parties: &Parties<'_>) {
+pub fn open(
+    w: &mut W,
+    interaction: &str,
+    message_id: &Ii,
+    now: DateTime<Utc>,
+    accept_ack: &str,
+    parties: &Parties<'_>,
+) {
     w.raw(&format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><{interaction} xmlns=\"{NS}\" xmlns:xsi=\"{XSI}\" ITSVersion=\"XML_1.0\">"
     ));
     w.ii("id", Some(message_id));
     w.value("creationTime", &ts(now));
-    w.ii("interactionId", Some(&Ii::new(INTERACTION_ROOT, interaction)));
+    w.ii(
+        "interactionId",
+        Some(&Ii::new(INTERACTION_ROOT, interaction)),
+    );
     w.code("processingCode", "P");
     w.code("processingModeCode", "T");
     w.code("acceptAckCode", accept_ack);

@@ -164,9 +164,7 @@ pub async fn handle(
     now: DateTime<Utc>,
 ) -> Reply {
     // The request's id, when it has a readable one, is the target of any refusal.
-    let loose_id = root
-        .child("id")
-        .and_then(|i| message::read_ii(i, "").ok());
+    let loose_id = root.child("id").and_then(|i| message::read_ii(i, "").ok());
     if root.ns != message::NS {
         let p = Problem::rejected(
             "SYN",

@@ -132,9 +132,8 @@ pub fn read(el: &Element, path: &str) -> Result<OrgRecord, Problem> {
     }
     let status_code = match el.child("statusCode").and_then(|s| s.attr("code")) {
         Some(c) => {
-            RegistryStatus::from_hl7(c).map_err(|e| {
-                Problem::error("SYN102", format!("{path}/statusCode"), e.message)
-            })?;
+            RegistryStatus::from_hl7(c)
+                .map_err(|e| Problem::error("SYN102", format!("{path}/statusCode"), e.message))?;
             c.trim().to_ascii_lowercase()
         }
         None => String::new(),
@@ -157,7 +156,9 @@ pub fn read(el: &Element, path: &str) -> Result<OrgRecord, Problem> {
     let mut members = Vec::new();
     for (i, r) in bounded(el, "relatedTo", path)?.enumerate() {
         let p = format!("{path}/relatedTo[{}]", i + 1);
-        let Some(m) = r.children.first() else { continue };
+        let Some(m) = r.children.first() else {
+            continue;
+        };
         let mut mids = Vec::new();
         for id in m.children_named("id").take(MAX_ITEMS) {
             mids.push(read_ii(id, &format!("{p}/{}/id", m.name))?);
@@ -227,7 +228,10 @@ fn code(w: &mut W, v: &View<'_>) {
             w.raw(&format!(" codeSystem=\"{}\"", xml::escape(&c.code_system)));
         }
         if !c.display_name.is_empty() {
-            w.raw(&format!(" displayName=\"{}\"", xml::escape(&c.display_name)));
+            w.raw(&format!(
+                " displayName=\"{}\"",
+                xml::escape(&c.display_name)
+            ));
         }
         w.raw("/>");
     }

@@ -40,7 +40,11 @@ fn value_text(p: &Element) -> String {
     s
 }
 
-fn params<'a>(payload: &'a Element, name: &'a str, path: &str) -> Result<Vec<&'a Element>, Problem> {
+fn params<'a>(
+    payload: &'a Element,
+    name: &'a str,
+    path: &str,
+) -> Result<Vec<&'a Element>, Problem> {
     let v: Vec<&Element> = payload.children_named(name).collect();
     if v.len() > MAX_PARAMS {
         return Err(Problem::error(
@@ -54,11 +58,7 @@ fn params<'a>(payload: &'a Element, name: &'a str, path: &str) -> Result<Vec<&'a
 
 /// The filters every query shares: name (prefix, or contains when its semanticsText says so),
 /// address parts, ids, type code and status.
-async fn search_of(
-    db: &PgPool,
-    payload: &Element,
-    path: &str,
-) -> Result<Search, Problem> {
+async fn search_of(db: &PgPool, payload: &Element, path: &str) -> Result<Search, Problem> {
     let mut s = Search::default();
     if let Some(n) = params(payload, "organizationName", path)?.first() {
         let text = value_text(n);
@@ -108,9 +108,8 @@ async fn search_of(
         .and_then(|r| r.child("value"))
         .and_then(|v| v.attr("code"))
     {
-        let status = RegistryStatus::from_hl7(st).map_err(|e| {
-            Problem::error("SYN102", format!("{path}/status/value"), e.message)
-        })?;
+        let status = RegistryStatus::from_hl7(st)
+            .map_err(|e| Problem::error("SYN102", format!("{path}/status/value"), e.message))?;
         s.status = Some(status.as_str().to_owned());
     }
     for sc in params(payload, "sortControl", path)? {
@@ -135,7 +134,10 @@ async fn search_of(
 }
 
 fn page_size(payload: &Element, path: &str) -> Result<i64, Problem> {
-    match payload.child("initialQuantity").and_then(|q| q.attr("value")) {
+    match payload
+        .child("initialQuantity")
+        .and_then(|q| q.attr("value"))
+    {
         None => Ok(DEFAULT_PAGE),
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
@@ -233,9 +235,7 @@ async fn candidates(
         .child("queryId")
         .and_then(|q| message::read_ii(q, "").ok())
         .map(|q| q.to_string());
-    let continued = payload
-        .child("statusCode")
-        .and_then(|s| s.attr("code"))
+    let continued = payload.child("statusCode").and_then(|s| s.attr("code"))
         == Some("waitContinuedQueryResponse");
     let offset = match (&query_id, continued) {
         (Some(q), true) => rows::cursor(db, caller.client.id, q, now)
@@ -261,7 +261,14 @@ async fn candidates(
             registry_id: ctx.registry_id(row.certified_id),
             direct: &[],
         };
-        organization::event(w, &ctx.config.registry_root_oid, Shape::Candidate, &view, row.version, row.updated_at);
+        organization::event(
+            w,
+            &ctx.config.registry_root_oid,
+            Shape::Candidate,
+            &view,
+            row.version,
+            row.updated_at,
+        );
     }
     let delivered = i64::from(offset) + page.len() as i64;
     let remaining = (total - delivered).max(0);
@@ -319,7 +326,14 @@ async fn details(
                     registry_id: registry_id.clone(),
                     direct: if current { &direct } else { &[] },
                 };
-                organization::event(w, &ctx.config.registry_root_oid, Shape::Details, &view, v.version, v.at);
+                organization::event(
+                    w,
+                    &ctx.config.registry_root_oid,
+                    Shape::Details,
+                    &view,
+                    v.version,
+                    v.at,
+                );
                 written += 1;
             }
         } else {
@@ -330,7 +344,14 @@ async fn details(
                 registry_id,
                 direct: &direct,
             };
-            organization::event(w, &ctx.config.registry_root_oid, Shape::Details, &view, row.version, row.updated_at);
+            organization::event(
+                w,
+                &ctx.config.registry_root_oid,
+                Shape::Details,
+                &view,
+                row.version,
+                row.updated_at,
+            );
             written += 1;
         }
     }
@@ -413,16 +434,25 @@ async fn report(
     for row in &page {
         let (record, status) = record_of(row)?;
         let addr = record.addrs.first().map_or(String::new(), |a| {
-            [a.lines.join(", "), a.city.clone(), a.state.clone(), a.postal_code.clone()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(", ")
+            [
+                a.lines.join(", "),
+                a.city.clone(),
+                a.state.clone(),
+                a.postal_code.clone(),
+            ]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ")
         });
         lines.push(vec![
             ctx.registry_id(row.certified_id).extension,
             record.name.clone(),
-            record.code.as_ref().map(|c| c.code.clone()).unwrap_or_default(),
+            record
+                .code
+                .as_ref()
+                .map(|c| c.code.clone())
+                .unwrap_or_default(),
             status.as_str().to_owned(),
             addr,
             record
@@ -435,7 +465,14 @@ async fn report(
     }
     let html = html_page(
         "Organization report",
-        &["Registry id", "Name", "Type", "Status", "Address", "Telecom"],
+        &[
+            "Registry id",
+            "Name",
+            "Type",
+            "Status",
+            "Address",
+            "Telecom",
+        ],
         &lines,
         &format!(
             "{} of {total} organizations, as of {}",
@@ -465,9 +502,14 @@ async fn admin_report(
     now: DateTime<Utc>,
 ) -> Result<(), Problem> {
     let id = report_id(payload, path)?;
-    let period = payload.child("roleEffectiveDate").and_then(|r| r.child("value"));
+    let period = payload
+        .child("roleEffectiveDate")
+        .and_then(|r| r.child("value"));
     let bound = |n: &str| -> Result<Option<DateTime<Utc>>, Problem> {
-        match period.and_then(|p| p.child(n)).and_then(|x| x.attr("value")) {
+        match period
+            .and_then(|p| p.child(n))
+            .and_then(|x| x.attr("value"))
+        {
             None => Ok(None),
             Some(v) => message::parse_ts(v).map(Some).ok_or_else(|| {
                 Problem::error(
@@ -493,11 +535,14 @@ async fn admin_report(
             ]
         })
         .collect();
-    lines.extend(
-        changes
-            .iter()
-            .map(|(c, n)| vec!["changes in period".into(), c.clone(), String::new(), n.to_string()]),
-    );
+    lines.extend(changes.iter().map(|(c, n)| {
+        vec![
+            "changes in period".into(),
+            c.clone(),
+            String::new(),
+            n.to_string(),
+        ]
+    }));
     let total: i64 = counts.iter().map(|(_, _, n)| n).sum();
     let html = html_page(
         "Organization administrative report",

@@ -29,7 +29,10 @@ fn notification_of(change: &str) -> &'static str {
 
 /// Where the organization sits in a message: the subject of the registration request or
 /// event. Returns the element and its path.
-fn subject<'a>(root: &'a Element, interaction: Interaction) -> Result<(&'a Element, String), Problem> {
+fn subject<'a>(
+    root: &'a Element,
+    interaction: Interaction,
+) -> Result<(&'a Element, String), Problem> {
     let path = format!("/{}", root.name);
     let (cap, p) = need(root, &path, "controlActProcess")?;
     let (subj, p) = need(cap, &p, "subject")?;
@@ -73,10 +76,28 @@ pub(super) async fn apply(
             update(db, ctx, &actor, incoming, &path, now).await?
         }
         Interaction::NullifyNotice | Interaction::NullifyIdentifiedNotice => {
-            set_status(db, ctx, &actor, &incoming, &path, RegistryStatus::Nullified, now).await?
+            set_status(
+                db,
+                ctx,
+                &actor,
+                &incoming,
+                &path,
+                RegistryStatus::Nullified,
+                now,
+            )
+            .await?
         }
         Interaction::ActivateNotice | Interaction::ActivateIdentifiedNotice => {
-            set_status(db, ctx, &actor, &incoming, &path, RegistryStatus::Active, now).await?
+            set_status(
+                db,
+                ctx,
+                &actor,
+                &incoming,
+                &path,
+                RegistryStatus::Active,
+                now,
+            )
+            .await?
         }
         _ => unreachable!("queries are answered by queries::answer"),
     };
@@ -190,9 +211,27 @@ async fn write_version(
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_value(record).expect("a record serializes");
     rows::upsert_verified(tx, &verified(cid, record, now)).await?;
-    rows::upsert_current(tx, cid, version, status.as_str(), &columns(record), &json, now).await?;
-    rows::insert_version(tx, cid, version, status.as_str(), change, &json, &actor.name, now)
-        .await?;
+    rows::upsert_current(
+        tx,
+        cid,
+        version,
+        status.as_str(),
+        &columns(record),
+        &json,
+        now,
+    )
+    .await?;
+    rows::insert_version(
+        tx,
+        cid,
+        version,
+        status.as_str(),
+        change,
+        &json,
+        &actor.name,
+        now,
+    )
+    .await?;
     informer::enqueue_all(tx, retry, cid, version, notification_of(change)).await?;
     let object = cid.to_string();
     let action = format!("registry.{change}");
@@ -202,12 +241,7 @@ async fn write_version(
 
 /// Claims each id of the record for `cid`; the first one another organization holds is the
 /// collision.
-async fn claim_ids(
-    tx: &mut PgConnection,
-    ids: &[Ii],
-    cid: i64,
-    path: &str,
-) -> Result<(), Problem> {
+async fn claim_ids(tx: &mut PgConnection, ids: &[Ii], cid: i64, path: &str) -> Result<(), Problem> {
     for (i, id) in ids.iter().enumerate() {
         if !rows::claim_identifier(tx, &id.root, &id.extension, cid)
             .await
@@ -261,18 +295,28 @@ async fn add(
     rows::upsert_verified(&mut tx, &verified(cid, &record, now))
         .await
         .map_err(db_err)?;
-    rows::upsert_current(&mut tx, cid, 1, status.as_str(), &columns(&record), &json, now)
-        .await
-        .map_err(db_err)?;
+    rows::upsert_current(
+        &mut tx,
+        cid,
+        1,
+        status.as_str(),
+        &columns(&record),
+        &json,
+        now,
+    )
+    .await
+    .map_err(db_err)?;
     let ours = ctx.registry_id(cid);
     rows::claim_identifier(&mut tx, &ours.root, &ours.extension, cid)
         .await
         .map_err(db_err)?;
     // On a collision the transaction is dropped: nothing of the add is written.
     claim_ids(&mut tx, &record.ids, cid, path).await?;
-    write_version(&mut tx, &ctx.retry, cid, 1, status, &record, "add", actor, now)
-        .await
-        .map_err(db_err)?;
+    write_version(
+        &mut tx, &ctx.retry, cid, 1, status, &record, "add", actor, now,
+    )
+    .await
+    .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
     Ok((cid, record, status))
 }
@@ -440,7 +484,11 @@ async fn suspension_effect(
         }
         store::audit::record(
             tx,
-            actor.audit("registry.resume.domain_enabled", "registry_organization", &object),
+            actor.audit(
+                "registry.resume.domain_enabled",
+                "registry_organization",
+                &object,
+            ),
         )
         .await
         .map_err(db_err)?;
@@ -506,7 +554,18 @@ pub async fn domain_changed(
     };
     let status = row.status.parse().unwrap_or(RegistryStatus::Active);
     let change = format!("domain.{}", domain_status.to_ascii_lowercase());
-    write_version(tx, retry, cid, row.version + 1, status, &record, &change, actor, now).await
+    write_version(
+        tx,
+        retry,
+        cid,
+        row.version + 1,
+        status,
+        &record,
+        &change,
+        actor,
+        now,
+    )
+    .await
 }
 
 /// Suspends, resumes, nullifies or activates a registry organization from the CLI.
@@ -534,8 +593,18 @@ pub async fn set_status_by_cli(
         .await
         .map_err(|p| AppError::Internal(anyhow::anyhow!(p.text)))?;
     let version = row.version + 1;
-    write_version(&mut tx, &ctx.retry, certified_id, version, status, &record, change, actor, now)
-        .await?;
+    write_version(
+        &mut tx,
+        &ctx.retry,
+        certified_id,
+        version,
+        status,
+        &record,
+        change,
+        actor,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(version)
 }

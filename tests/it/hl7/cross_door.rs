@@ -1,1 +1,201 @@
-//! placeholder
+//! One organization across the doors: added over HL7, provisioned over SOAP by its
+//! certified_id, its Direct domain then in an HL7 details query, its certificate revoked over
+//! REST — and a subscriber told of it once, with a schema-valid update notification.
+
+use std::time::Duration;
+
+use super::messages::{self as m, LICENCE_ROOT, Org};
+use super::schema::valid;
+use super::storyboards::provision_form;
+use super::{Hl7, all};
+use crate::helpers::receiver::Receiver;
+use crate::soap::{Mode, provision_body};
+
+#[tokio::test]
+async fn added_over_hl7_provisioned_over_soap_revoked_by_the_ca_and_the_subscriber_is_told_once() {
+    let h = Hl7::new().await;
+    let app = h.app();
+    let rx = Receiver::start().await;
+    let r = app
+        .post_json_as(
+            "/api/v1/hl7/subscribers",
+            &h.ops,
+            &serde_json::json!({"url": rx.url("/hl7"), "auth": {"type": "basic", "username": "tracker", "password": "pw-1"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let sub: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(sub["auth"], "sealed");
+    // The credentials are sealed, not stored readable.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT auth FROM registry_subscribers")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("pw-1"));
+    // Only ops manage subscribers.
+    let r = app
+        .post_json_as(
+            "/api/v1/hl7/subscribers",
+            &h.registry,
+            &serde_json::json!({"url": rx.url("/x")}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // Added over HL7.
+    let org = Org::named("Harbor Cardiology")
+        .id(LICENCE_ROOT, "HC-77")
+        .addr("5 Pier Rd", "Trenton", "NJ", "08601");
+    let a = h.send(&m::request("PRPM_IN401030UV01", "x-1", &org)).await;
+    assert_eq!(a.ack_code(), "AA", "{}", a.raw);
+    let cid = a.certified_id();
+
+    // Provisioned over SOAP by that certified_id; the CA issues the domain certificate.
+    let session = h.f.login(Mode::Soap12).await;
+    let domain = "harbor-cardiology.direct.example.org";
+    let r =
+        h.f.call(
+            Mode::Soap12,
+            "ProvisionCertifiedProvider",
+            &provision_body(&session, domain, "CDO1", &provision_form(cid)),
+        )
+        .await;
+    r.assert_code("000", "");
+    app.worker.run_until_idle().await.unwrap();
+    // The add, then the domain's activation.
+    let got = rx.wait_accepted(2, Duration::from_secs(10)).await;
+    let names: Vec<String> = got
+        .iter()
+        .map(|r| hisp_gateway::xml::parse(&r.body).unwrap().name)
+        .collect();
+    assert_eq!(names, ["PRPM_IN401010UV01", "PRPM_IN403030UV01"]);
+
+    // The domain and its address are in the details, as mailto: telecoms.
+    let cid_s = cid.to_string();
+    let d = h
+        .send(&m::details("x-2", &[(super::REGISTRY_ROOT, &cid_s)], false))
+        .await;
+    valid(&d.raw, "PRPM_IN406110UV01");
+    let telecoms: Vec<&str> = all(&d.root, "telecom")
+        .iter()
+        .filter_map(|t| t.attr("value"))
+        .collect();
+    assert!(
+        telecoms.contains(&format!("mailto:{domain}").as_str()),
+        "{telecoms:?}"
+    );
+    assert!(
+        telecoms.contains(&format!("mailto:ada@{domain}").as_str()),
+        "{telecoms:?}"
+    );
+
+    // Revoking its domain certificate (ops over REST) tells the subscriber exactly once.
+    let serial: String = sqlx::query_scalar(
+        "SELECT c.serial FROM certificates c JOIN organizations o ON o.id = c.organization_id
+         WHERE o.domain = $1 AND c.binding = 'domain' AND c.status = 'issued'",
+    )
+    .bind(domain)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let r = app
+        .post_json_as(
+            &format!("/api/v1/certificates/{serial}/revoke"),
+            &h.ops,
+            &serde_json::json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.worker.run_until_idle().await.unwrap();
+    app.worker.run_until_idle().await.unwrap();
+    let got = rx.wait_accepted(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 3, "exactly one more push");
+    let last = &got[2];
+    let body = String::from_utf8(last.body.clone()).unwrap();
+    let root = valid(&body, "PRPM_IN403030UV01");
+    assert!(body.contains(&format!("mailto:{domain}")));
+    assert_eq!(last.header("authorization"), "Basic dHJhY2tlcjpwdy0x");
+    let event_ids: Vec<&str> = all(&root, "registrationEvent")
+        .iter()
+        .filter_map(|e| e.child("id").and_then(|i| i.attr("extension")))
+        .collect();
+    assert_eq!(
+        event_ids,
+        [format!("{cid}.3").as_str()],
+        "version 3: add, activated, revoked"
+    );
+    let changes: Vec<String> = sqlx::query_scalar(
+        "SELECT change FROM registry_versions WHERE certified_id = $1 ORDER BY version",
+    )
+    .bind(cid)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        changes,
+        ["add", "domain.activated", "domain.certificaterevoked"]
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_answers_ends_dead_visibly_and_others_are_not_held_up() {
+    let h = Hl7::new().await;
+    let app = h.app();
+    let down = Receiver::start().await;
+    down.answer(503);
+    let up = Receiver::start().await;
+    for rx in [&down, &up] {
+        let r = app
+            .post_json_as(
+                "/api/v1/hl7/subscribers",
+                &h.ops,
+                &serde_json::json!({"url": rx.url("/hl7")}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let org = Org::named("Quiet Clinic").id(LICENCE_ROOT, "QC-1");
+    assert_eq!(
+        h.send(&m::request("PRPM_IN401030UV01", "d-1", &org))
+            .await
+            .ack_code(),
+        "AA"
+    );
+    // The CLI changes the status too (a second notification for each).
+    let cid = sqlx::query_scalar::<_, i64>("SELECT certified_id FROM registry_organizations")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let out = app.cli(&["registry", "set-status", &cid.to_string(), "suspended"]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    app.worker.run_until_idle().await.unwrap();
+    assert_eq!(up.wait_accepted(2, Duration::from_secs(10)).await.len(), 2);
+    // Step the clock past every retry: the down subscriber's first push dies, visibly; its
+    // second waits behind it in order, then is tried.
+    let start = chrono::Utc::now();
+    for i in 1..=12 {
+        app.worker
+            .run_due_at(start + chrono::Duration::hours(2 * i))
+            .await
+            .unwrap();
+    }
+    let dead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'hl7.notify' AND state = 'dead'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(dead, 2, "both notifications to the down subscriber");
+    let out = app.cli(&["jobs", "list", "--state", "dead"]);
+    let listed = crate::helpers::stdout(&out);
+    assert!(
+        listed.contains("hl7.notify") && listed.contains("503"),
+        "{listed}"
+    );
+    assert_eq!(
+        up.received().len(),
+        2,
+        "the healthy subscriber got each once"
+    );
+}

@@ -148,7 +148,9 @@ pub fn status_notice(interaction: &str, msg_id: &str, root: &str, ext: &str, nam
     };
     let full = interaction.ends_with("010UV01");
     let body = if full {
-        format!(r#"<assignedPrincipalOrganization classCode="ORG" determinerCode="INSTANCE"><name>{name}</name></assignedPrincipalOrganization>"#)
+        format!(
+            r#"<assignedPrincipalOrganization classCode="ORG" determinerCode="INSTANCE"><name>{name}</name></assignedPrincipalOrganization>"#
+        )
     } else {
         String::new()
     };
@@ -217,7 +219,8 @@ pub fn candidates(msg_id: &str, c: &Candidates<'_>) -> String {
 }
 
 pub fn details(msg_id: &str, ids: &[(&str, &str)], history: bool) -> String {
-    let mut p = format!(r#"<queryId root="{MSG_ROOT}.9" extension="d-{msg_id}"/><statusCode code="new"/>"#);
+    let mut p =
+        format!(r#"<queryId root="{MSG_ROOT}.9" extension="d-{msg_id}"/><statusCode code="new"/>"#);
     if history {
         p.push_str(r#"<history><value value="true"/></history>"#);
     }
@@ -230,7 +233,9 @@ pub fn details(msg_id: &str, ids: &[(&str, &str)], history: bool) -> String {
 }
 
 pub fn report(msg_id: &str, status: Option<&str>) -> String {
-    let mut p = format!(r#"<queryId root="{MSG_ROOT}.9" extension="r-{msg_id}"/><statusCode code="new"/><reportId><value root="{MSG_ROOT}.7" extension="ORG-LIST"/></reportId>"#);
+    let mut p = format!(
+        r#"<queryId root="{MSG_ROOT}.9" extension="r-{msg_id}"/><statusCode code="new"/><reportId><value root="{MSG_ROOT}.7" extension="ORG-LIST"/></reportId>"#
+    );
     if let Some(s) = status {
         p.push_str(&format!(r#"<status><value code="{s}"/></status>"#));
     }

@@ -52,7 +52,13 @@ impl Hl7 {
 
     /// Sends a message as the registry client, plain `application/hl7-v3+xml`.
     pub async fn send(&self, body: &str) -> Answer {
-        post(self.app(), &self.registry, "application/hl7-v3+xml", body.to_owned()).await
+        post(
+            self.app(),
+            &self.registry,
+            "application/hl7-v3+xml",
+            body.to_owned(),
+        )
+        .await
     }
 }
 
@@ -84,7 +90,12 @@ impl Answer {
         )
     }
     pub fn target(&self) -> String {
-        let id = self.ack().child("targetMessage").unwrap().child("id").unwrap();
+        let id = self
+            .ack()
+            .child("targetMessage")
+            .unwrap()
+            .child("id")
+            .unwrap();
         id.attr("extension").unwrap_or_default().to_owned()
     }
     /// The registry id extension (certified_id) the response's first organization carries.

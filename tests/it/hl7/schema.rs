@@ -86,17 +86,26 @@ fn structure(root: &Element, interaction: &str, doc: &str) {
     assert_eq!(root.name, interaction, "{doc}");
     assert_eq!(root.ns, "urn:hl7-org:v3", "{doc}");
     assert_eq!(root.attr("ITSVersion"), Some("XML_1.0"), "{doc}");
-    assert!(root.child("id").and_then(|i| i.attr("root")).is_some(), "{doc}");
+    assert!(
+        root.child("id").and_then(|i| i.attr("root")).is_some(),
+        "{doc}"
+    );
     assert!(root.child("creationTime").is_some(), "{doc}");
     let iid = root.child("interactionId").expect("interactionId");
     assert_eq!(iid.attr("root"), Some("2.16.840.1.113883.1.6"));
     assert_eq!(iid.attr("extension"), Some(interaction));
     for c in ["processingCode", "processingModeCode", "acceptAckCode"] {
-        assert!(root.child(c).and_then(|e| e.attr("code")).is_some(), "{c}: {doc}");
+        assert!(
+            root.child(c).and_then(|e| e.attr("code")).is_some(),
+            "{c}: {doc}"
+        );
     }
     for p in ["receiver", "sender"] {
         assert!(
-            root.child(p).and_then(|r| r.child("device")).and_then(|d| d.child("id")).is_some(),
+            root.child(p)
+                .and_then(|r| r.child("device"))
+                .and_then(|d| d.child("id"))
+                .is_some(),
             "{p}: {doc}"
         );
     }
@@ -113,7 +122,11 @@ fn structure(root: &Element, interaction: &str, doc: &str) {
     if response {
         let ack = root.child("acknowledgement").expect("acknowledgement");
         assert!(matches!(ack.attr("typeCode"), Some("AA" | "AE" | "AR")));
-        assert!(ack.child("targetMessage").and_then(|t| t.child("id")).is_some());
+        assert!(
+            ack.child("targetMessage")
+                .and_then(|t| t.child("id"))
+                .is_some()
+        );
     }
     if interaction != "MCCI_IN000002UV01" {
         assert!(root.child("controlActProcess").is_some(), "{doc}");

@@ -48,15 +48,29 @@ async fn all_eighteen_interactions_validate_against_their_schemas() {
         .code("PHARM")
         .addr("1 Main St", "Ann Arbor", "MI", "48104")
         .telecom("tel:+1-734-555-0100");
-    let a = h.send(&sent(&mut seen, m::request("PRPM_IN401030UV01", "w-1", &org), "PRPM_IN401030UV01")).await;
+    let a = h
+        .send(&sent(
+            &mut seen,
+            m::request("PRPM_IN401030UV01", "w-1", &org),
+            "PRPM_IN401030UV01",
+        ))
+        .await;
     assert_eq!((a.status, a.ack_code()), (200, "AA"), "{}", a.raw);
     valid(&a.raw, "PRPM_IN401031UV01");
     seen.insert("PRPM_IN401031UV01");
     assert_eq!(a.target(), "w-1");
     let cid = a.certified_id();
 
-    let upd = Org::named("People's Pharmacy").id(LICENCE_ROOT, "PH-1001").telecom("mailto:rx@peoples.example.org");
-    let a = h.send(&sent(&mut seen, m::request("PRPM_IN403010UV01", "w-2", &upd), "PRPM_IN403010UV01")).await;
+    let upd = Org::named("People's Pharmacy")
+        .id(LICENCE_ROOT, "PH-1001")
+        .telecom("mailto:rx@peoples.example.org");
+    let a = h
+        .send(&sent(
+            &mut seen,
+            m::request("PRPM_IN403010UV01", "w-2", &upd),
+            "PRPM_IN403010UV01",
+        ))
+        .await;
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN403011UV01");
     seen.insert("PRPM_IN403011UV01");
@@ -64,35 +78,97 @@ async fn all_eighteen_interactions_validate_against_their_schemas() {
     // Tracker: notifications, each accepted with MCCI_IN000002UV01.
     let group = Org::named("Cardiology Services Group").id(LICENCE_ROOT, "CARD-1");
     for (req, interaction) in [
-        (m::notice("PRPM_IN401010UV01", "w-3", &group), "PRPM_IN401010UV01"),
-        (m::notice("PRPM_IN403030UV01", "w-4", &group.clone().telecom("tel:+1-555-0101")), "PRPM_IN403030UV01"),
-        (m::status_notice("PRPM_IN402011UV01", "w-5", LICENCE_ROOT, "CARD-1", ""), "PRPM_IN402011UV01"),
-        (m::status_notice("PRPM_IN404011UV01", "w-6", LICENCE_ROOT, "CARD-1", ""), "PRPM_IN404011UV01"),
-        (m::status_notice("PRPM_IN402010UV01", "w-7", LICENCE_ROOT, "CARD-1", "Cardiology Services Group"), "PRPM_IN402010UV01"),
-        (m::status_notice("PRPM_IN404010UV01", "w-8", LICENCE_ROOT, "CARD-1", "Cardiology Services Group"), "PRPM_IN404010UV01"),
+        (
+            m::notice("PRPM_IN401010UV01", "w-3", &group),
+            "PRPM_IN401010UV01",
+        ),
+        (
+            m::notice(
+                "PRPM_IN403030UV01",
+                "w-4",
+                &group.clone().telecom("tel:+1-555-0101"),
+            ),
+            "PRPM_IN403030UV01",
+        ),
+        (
+            m::status_notice("PRPM_IN402011UV01", "w-5", LICENCE_ROOT, "CARD-1", ""),
+            "PRPM_IN402011UV01",
+        ),
+        (
+            m::status_notice("PRPM_IN404011UV01", "w-6", LICENCE_ROOT, "CARD-1", ""),
+            "PRPM_IN404011UV01",
+        ),
+        (
+            m::status_notice(
+                "PRPM_IN402010UV01",
+                "w-7",
+                LICENCE_ROOT,
+                "CARD-1",
+                "Cardiology Services Group",
+            ),
+            "PRPM_IN402010UV01",
+        ),
+        (
+            m::status_notice(
+                "PRPM_IN404010UV01",
+                "w-8",
+                LICENCE_ROOT,
+                "CARD-1",
+                "Cardiology Services Group",
+            ),
+            "PRPM_IN404010UV01",
+        ),
     ] {
         let a = h.send(&sent(&mut seen, req, interaction)).await;
-        assert_eq!((a.status, a.ack_code()), (200, "AA"), "{interaction}: {}", a.raw);
+        assert_eq!(
+            (a.status, a.ack_code()),
+            (200, "AA"),
+            "{interaction}: {}",
+            a.raw
+        );
         valid(&a.raw, "MCCI_IN000002UV01");
     }
 
     // Query fulfiller.
-    let q = m::candidates("w-9", &Candidates { query_id: "q1", name: Some("People"), ..Default::default() });
+    let q = m::candidates(
+        "w-9",
+        &Candidates {
+            query_id: "q1",
+            name: Some("People"),
+            ..Default::default()
+        },
+    );
     let a = h.send(&sent(&mut seen, q, "PRPM_IN405010UV01")).await;
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN405110UV01");
     seen.insert("PRPM_IN405110UV01");
     let cid_s = cid.to_string();
-    let q = m::details("w-10", &[(REGISTRY_ROOT, &cid_s), (LICENCE_ROOT, "CARD-1")], true);
+    let q = m::details(
+        "w-10",
+        &[(REGISTRY_ROOT, &cid_s), (LICENCE_ROOT, "CARD-1")],
+        true,
+    );
     let a = h.send(&sent(&mut seen, q, "PRPM_IN406010UV01")).await;
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN406110UV01");
     seen.insert("PRPM_IN406110UV01");
-    let a = h.send(&sent(&mut seen, m::report("w-11", None), "PRPM_IN406030UV01")).await;
+    let a = h
+        .send(&sent(
+            &mut seen,
+            m::report("w-11", None),
+            "PRPM_IN406030UV01",
+        ))
+        .await;
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN406031UV01");
     seen.insert("PRPM_IN406031UV01");
-    let a = h.send(&sent(&mut seen, m::admin_report("w-12", "20260101", "20991231"), "PRPM_IN406040UV01")).await;
+    let a = h
+        .send(&sent(
+            &mut seen,
+            m::admin_report("w-12", "20260101", "20991231"),
+            "PRPM_IN406040UV01",
+        ))
+        .await;
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN406041UV01");
     seen.insert("PRPM_IN406041UV01");
@@ -121,7 +197,11 @@ async fn all_eighteen_interactions_validate_against_their_schemas() {
     assert_eq!(kinds.len(), 4, "{kinds:?}");
     seen.insert("MCCI_IN000002UV01");
     // 12 received + 6 responses = the 18 PRPM interactions (+ the MCCI accept ack).
-    assert_eq!(seen.iter().filter(|s| s.starts_with("PRPM")).count(), 18, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|s| s.starts_with("PRPM")).count(),
+        18,
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -131,14 +211,31 @@ async fn every_form_is_answered_in_kind_and_clients_are_checked() {
     let req = m::request("PRPM_IN401030UV01", "f-1", &org);
 
     // SOAP 1.2 in, SOAP 1.2 out.
-    let a = post(h.app(), &h.registry, "application/soap+xml; charset=utf-8", m::soap12(&req)).await;
+    let a = post(
+        h.app(),
+        &h.registry,
+        "application/soap+xml; charset=utf-8",
+        m::soap12(&req),
+    )
+    .await;
     assert_eq!(a.status, 200);
-    assert!(a.content_type.starts_with("application/soap+xml"), "{}", a.content_type);
+    assert!(
+        a.content_type.starts_with("application/soap+xml"),
+        "{}",
+        a.content_type
+    );
     assert_eq!(a.ack_code(), "AA", "{}", a.raw);
     valid(&a.raw, "PRPM_IN401031UV01");
 
     // text/xml in, text/xml out.
-    let q = m::candidates("f-2", &Candidates { query_id: "f", name: Some("Good"), ..Default::default() });
+    let q = m::candidates(
+        "f-2",
+        &Candidates {
+            query_id: "f",
+            name: Some("Good"),
+            ..Default::default()
+        },
+    );
     let a = post(h.app(), &h.vendor, "text/xml", q.clone()).await;
     assert!(a.content_type.starts_with("text/xml"), "{}", a.content_type);
     assert_eq!(a.ack_code(), "AA");
