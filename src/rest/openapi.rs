@@ -137,7 +137,7 @@ async fn ui_asset(Path(file): Path<String>) -> Result<Response, AppError> {
 
 const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-style messaging API (`/MessagingAPI`, `/oauth2/token`), the set-up and operations API (`/api/v1`), the public PKI files (`/pki`) and the health probes.
 
-**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent): a wrong kind gets 403. Failed authentications are throttled per source address and client id: after a few, further attempts get 429 `too_many_requests` with `Retry-After` (doubling with each further failure), without the credentials being checked.
+**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent, registry): a wrong kind gets 403. Failed authentications are throttled per source address and client id: after a few, further attempts get 429 `too_many_requests` with `Retry-After` (doubling with each further failure), without the credentials being checked.
 
 **Errors.** Every error of these routes (except `/oauth2/token`, which answers RFC 6749 errors, and the SOAP service) has the body `{"error": {"code", "message", "field"}}`; `field` names the offending input where there is one. 401 carries `WWW-Authenticate`, 429 carries `Retry-After` (seconds). Bodies larger than the limit get 413 (`send_ccda` has a larger limit of its own); a request that does not complete in time, or finds the database unavailable, gets 503.
 
@@ -1000,6 +1000,7 @@ mod schemas {
         TrustedAgent,
         Officer,
         Ops,
+        Registry,
     }
 
     #[derive(Serialize, ToSchema)]

@@ -85,6 +85,7 @@ pub async fn direct_telecoms(
 }
 
 /// The notification message of one version.
+#[allow(clippy::too_many_arguments)]
 pub fn render(
     ctx: &RegistryContext,
     interaction: &str,

@@ -29,10 +29,7 @@ fn notification_of(change: &str) -> &'static str {
 
 /// Where the organization sits in a message: the subject of the registration request or
 /// event. Returns the element and its path.
-fn subject<'a>(
-    root: &'a Element,
-    interaction: Interaction,
-) -> Result<(&'a Element, String), Problem> {
+fn subject(root: &Element, interaction: Interaction) -> Result<(&Element, String), Problem> {
     let path = format!("/{}", root.name);
     let (cap, p) = need(root, &path, "controlActProcess")?;
     let (subj, p) = need(cap, &p, "subject")?;
