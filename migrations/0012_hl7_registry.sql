@@ -76,3 +76,19 @@ CREATE TABLE registry_query_cursors (
     expires_at  timestamptz NOT NULL,
     PRIMARY KEY (client_id, query_id)
 );
+
+-- Name searches with "contains" semantics use a trigram index where pg_trgm can be had (a
+-- contrib extension, trusted since PostgreSQL 13); without it they scan, and still answer.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+            CREATE INDEX registry_organizations_name_trgm_idx
+                ON registry_organizations USING gin (lower(name) gin_trgm_ops);
+        EXCEPTION WHEN insufficient_privilege OR feature_not_supported THEN
+            RAISE NOTICE 'pg_trgm unavailable: contains-searches of names will scan';
+        END;
+    END IF;
+END
+$$;

@@ -336,6 +336,56 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+enum Arg {
+    Text(String),
+    Ids(Vec<i64>),
+}
+
+/// The WHERE clause of a search with only the filters it has (so the planner can use the name
+/// index), and its arguments in order.
+fn filter_of(s: &Search) -> (String, Vec<Arg>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args = Vec::new();
+    let mut push = |cond: &str, arg: Arg, conds: &mut Vec<String>| {
+        args.push(arg);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(n) = &s.name {
+        let pattern = if s.name_contains {
+            format!("%{}%", like_escape(n))
+        } else {
+            format!("{}%", like_escape(n))
+        };
+        push("lower(name) LIKE ?", Arg::Text(pattern), &mut conds);
+    }
+    if let Some(v) = &s.city {
+        push("lower(city) = lower(?)", Arg::Text(v.clone()), &mut conds);
+    }
+    if let Some(v) = &s.state {
+        push("lower(state) = lower(?)", Arg::Text(v.clone()), &mut conds);
+    }
+    if let Some(v) = &s.postal_code {
+        push("postal_code = ?", Arg::Text(v.clone()), &mut conds);
+    }
+    if let Some(v) = &s.street {
+        let pattern = format!("%{}%", like_escape(v));
+        push("lower(street) LIKE ?", Arg::Text(pattern), &mut conds);
+    }
+    if let Some(v) = &s.type_code {
+        push("type_code = ?", Arg::Text(v.clone()), &mut conds);
+    }
+    if let Some(v) = &s.status {
+        push("status = ?", Arg::Text(v.clone()), &mut conds);
+    }
+    if let Some(ids) = &s.certified_ids {
+        push("certified_id = ANY(?)", Arg::Ids(ids.clone()), &mut conds);
+    }
+    if conds.is_empty() {
+        conds.push("true".into());
+    }
+    (conds.join(" AND "), args)
+}
+
 /// (total matches, this page's rows).
 pub async fn search(
     db: &PgPool,
@@ -343,33 +393,22 @@ pub async fn search(
     offset: i64,
     limit: i64,
 ) -> Result<(i64, Vec<OrgRow>), sqlx::Error> {
-    let name = s.name.as_deref().map(|n| {
-        if s.name_contains {
-            format!("%{}%", like_escape(n))
-        } else {
-            format!("{}%", like_escape(n))
-        }
-    });
-    let filter = "($1::text IS NULL OR lower(name) LIKE $1)
-        AND ($2::text IS NULL OR lower(city) = lower($2))
-        AND ($3::text IS NULL OR lower(state) = lower($3))
-        AND ($4::text IS NULL OR postal_code = $4)
-        AND ($5::text IS NULL OR lower(street) LIKE '%' || lower($5) || '%')
-        AND ($6::text IS NULL OR type_code = $6)
-        AND ($7::text IS NULL OR status = $7)
-        AND ($8::bigint[] IS NULL OR certified_id = ANY($8))";
+    let (filter, args) = filter_of(s);
     let mut order: Vec<String> = s
         .sort
         .iter()
         .map(|(c, desc)| format!("{c} {}", if *desc { "DESC" } else { "ASC" }))
         .collect();
     order.push("certified_id ASC".into());
+    let n = args.len();
     let sql = format!(
         "SELECT certified_id, version, status, name, record, created_at, updated_at,
                 count(*) OVER () AS total
          FROM registry_organizations WHERE {filter}
-         ORDER BY {} OFFSET $9 LIMIT $10",
-        order.join(", ")
+         ORDER BY {} OFFSET ${} LIMIT ${}",
+        order.join(", "),
+        n + 1,
+        n + 2
     );
     #[derive(sqlx::FromRow)]
     struct Counted {
@@ -377,36 +416,28 @@ pub async fn search(
         row: OrgRow,
         total: i64,
     }
-    let rows: Vec<Counted> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&name)
-        .bind(&s.city)
-        .bind(&s.state)
-        .bind(&s.postal_code)
-        .bind(&s.street)
-        .bind(&s.type_code)
-        .bind(&s.status)
-        .bind(&s.certified_ids)
-        .bind(offset)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
+    let mut q = sqlx::query_as::<_, Counted>(sqlx::AssertSqlSafe(sql));
+    for a in &args {
+        q = match a {
+            Arg::Text(t) => q.bind(t.clone()),
+            Arg::Ids(i) => q.bind(i.clone()),
+        };
+    }
+    let rows = q.bind(offset).bind(limit).fetch_all(db).await?;
     let total = match rows.first() {
         Some(r) => r.total,
         // An empty page past the end still needs the count.
         None if offset > 0 => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM registry_organizations WHERE {filter}"
-            )))
-            .bind(&name)
-            .bind(&s.city)
-            .bind(&s.state)
-            .bind(&s.postal_code)
-            .bind(&s.street)
-            .bind(&s.type_code)
-            .bind(&s.status)
-            .bind(&s.certified_ids)
-            .fetch_one(db)
-            .await?
+            )));
+            for a in &args {
+                q = match a {
+                    Arg::Text(t) => q.bind(t.clone()),
+                    Arg::Ids(i) => q.bind(i.clone()),
+                };
+            }
+            q.fetch_one(db).await?
         }
         None => 0,
     };

@@ -372,4 +372,30 @@ mod tests {
         assert_eq!(p.code, "NS260");
         assert_eq!(p.location, "/PRPM_IN401030UV01/processingCode");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Damaged messages: the header and organization readers answer or refuse, never panic.
+        #[test]
+        fn fuzz_hl7_readers_never_panic(doc in crate::fuzzing::mutated(vec![
+            br#"<PRPM_IN401030UV01 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="1.2" extension="m1"/><creationTime value="20240101"/><interactionId root="2.16.840.1.113883.1.6" extension="PRPM_IN401030UV01"/><processingCode code="P"/><processingModeCode code="T"/><acceptAckCode code="AL"/><receiver typeCode="RCV"><device><id root="1.3"/></device></receiver><sender typeCode="SND"><device><id root="1.4"/></device></sender><controlActProcess><subject><registrationRequest><subject1><assignedEntity><id root="2.16.840.1.113883.4.6" extension="1234567893"/><code code="X" codeSystem="1.2"/><name>A <given>B</given></name><addr><streetAddressLine>1 Main</streetAddressLine><city>C</city></addr><telecom value="tel:1" use="WP"/><statusCode code="active"/><effectiveTime><low value="20240101"/></effectiveTime><relatedTo><assignedEntity><id root="1.5" extension="p"/><name>P</name></assignedEntity></relatedTo></assignedEntity></subject1></registrationRequest></subject></controlActProcess></PRPM_IN401030UV01>"#.to_vec(),
+        ])) {
+            if let Ok(root) = crate::xml::parse(&doc) {
+                let _ = read_header(&root);
+                let entity = root
+                    .child("controlActProcess")
+                    .and_then(|c| c.child("subject"))
+                    .and_then(|s| s.child("registrationRequest"))
+                    .and_then(|r| r.child("subject1"))
+                    .and_then(|s| s.child("assignedEntity"));
+                if let Some(e) = entity {
+                    let _ = super::super::organization::read(e, "/x");
+                }
+                for v in ["", "2024", "20240101120000.1234+0100", "9999999999999999"] {
+                    let _ = parse_ts(v);
+                }
+            }
+        }
+    }
 }

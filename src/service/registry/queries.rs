@@ -18,6 +18,8 @@ const MAX_PAGE: i64 = 1000;
 const MAX_PARAMS: usize = 100;
 /// How long a paged query may be continued.
 const CURSOR_TTL_MINUTES: i64 = 30;
+/// Most versions one details answer lists (history of many organizations at once).
+const MAX_EVENTS: i64 = 2000;
 
 fn db_err(e: sqlx::Error) -> Problem {
     internal(e)
@@ -317,6 +319,9 @@ async fn details(
         let registry_id = ctx.registry_id(row.certified_id);
         if history {
             for v in rows::versions(db, row.certified_id).await.map_err(db_err)? {
+                if written >= MAX_EVENTS {
+                    break;
+                }
                 let record: OrgRecord = serde_json::from_value(v.record).map_err(internal)?;
                 let status = v.status.parse().map_err(internal)?;
                 let current = v.version == row.version;

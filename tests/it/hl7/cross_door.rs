@@ -199,3 +199,149 @@ async fn a_subscriber_that_never_answers_ends_dead_visibly_and_others_are_not_he
         "the healthy subscriber got each once"
     );
 }
+
+#[tokio::test]
+async fn with_the_setting_a_suspension_disables_the_provisioned_domain_and_a_resumption_restores_it()
+ {
+    let mut opts = crate::helpers::TestOptions::default();
+    opts.config.hl7.suspension_disables_domain = true;
+    let h = Hl7::with(opts).await;
+    let app = h.app();
+    let org = Org::named("Renovating Diagnostics").id(LICENCE_ROOT, "RD-1");
+    let cid = h
+        .send(&m::request("PRPM_IN401030UV01", "s-1", &org))
+        .await
+        .certified_id();
+    let session = h.f.login(Mode::Soap12).await;
+    let domain = "renovating.direct.example.org";
+    h.f.call(
+        Mode::Soap12,
+        "ProvisionCertifiedProvider",
+        &provision_body(&session, domain, "CDO1", &provision_form(cid)),
+    )
+    .await
+    .assert_code("000", "");
+    app.worker.run_until_idle().await.unwrap();
+    let domain_status = || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM organizations WHERE domain = $1")
+            .bind(domain)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(domain_status().await, "Activated");
+    let suspend = m::notice(
+        "PRPM_IN403030UV01",
+        "s-2",
+        &Org::named("").id(LICENCE_ROOT, "RD-1").status("suspended"),
+    );
+    assert_eq!(h.send(&suspend).await.ack_code(), "AA");
+    assert_eq!(domain_status().await, "Disabled");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'registry.suspend.domain_disabled' AND object_id = $1",
+    )
+    .bind(cid.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    let resume = m::notice(
+        "PRPM_IN403030UV01",
+        "s-3",
+        &Org::named("").id(LICENCE_ROOT, "RD-1").status("active"),
+    );
+    assert_eq!(h.send(&resume).await.ack_code(), "AA");
+    assert_eq!(domain_status().await, "Activated");
+}
+
+#[tokio::test]
+async fn without_the_setting_a_suspension_keeps_the_domain_and_says_so_in_the_audit_log() {
+    let h = Hl7::new().await;
+    let app = h.app();
+    let org = Org::named("Kept Diagnostics").id(LICENCE_ROOT, "KD-1");
+    let cid = h
+        .send(&m::request("PRPM_IN401030UV01", "k-1", &org))
+        .await
+        .certified_id();
+    let session = h.f.login(Mode::Soap12).await;
+    let domain = "kept.direct.example.org";
+    h.f.call(
+        Mode::Soap12,
+        "ProvisionCertifiedProvider",
+        &provision_body(&session, domain, "CDO1", &provision_form(cid)),
+    )
+    .await
+    .assert_code("000", "");
+    let suspend = m::notice(
+        "PRPM_IN403030UV01",
+        "k-2",
+        &Org::named("").id(LICENCE_ROOT, "KD-1").status("suspended"),
+    );
+    assert_eq!(h.send(&suspend).await.ack_code(), "AA");
+    let status: String = sqlx::query_scalar("SELECT status FROM organizations WHERE domain = $1")
+        .bind(domain)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_ne!(status, "Disabled");
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE object_id = $1 AND action LIKE 'registry.%' ORDER BY id",
+    )
+    .bind(cid.to_string())
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        [
+            "registry.add",
+            "registry.suspend.domain_kept",
+            "registry.suspend"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ops_manage_subscribers_from_the_cli_with_the_password_kept_out_of_argv() {
+    let h = Hl7::new().await;
+    let app = h.app();
+    let out = crate::helpers::gateway_command()
+        .env("DATABASE_URL", &app.db.url)
+        .env("GW_SUBSCRIBER_PASSWORD", "cli-secret-9")
+        .args([
+            "registry",
+            "subscribers",
+            "add",
+            "http://127.0.0.1:9/hl7",
+            "--user",
+            "tracker",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    let id = crate::helpers::field(&crate::helpers::stdout(&out), "id");
+    assert_eq!(
+        crate::helpers::field(&crate::helpers::stdout(&out), "auth"),
+        "sealed"
+    );
+    let listed = crate::helpers::stdout(&app.cli(&["registry", "subscribers", "list"]));
+    assert!(
+        listed.contains(&id) && !listed.contains("cli-secret-9"),
+        "{listed}"
+    );
+    // A URL the egress guard refuses is refused at registration.
+    let out = app.cli(&[
+        "registry",
+        "subscribers",
+        "add",
+        "http://169.254.169.254/latest",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        app.cli(&["registry", "subscribers", "remove", &id])
+            .status
+            .success()
+    );
+    let listed = crate::helpers::stdout(&app.cli(&["registry", "subscribers", "list"]));
+    assert!(!listed.contains(&id));
+}
