@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -149,7 +149,7 @@ async fn endpoint(
     RequestId(request_id): RequestId,
     ClientAddr(from): ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(form) = Form::of(&headers) else {
         return rejection(
@@ -175,6 +175,13 @@ async fn endpoint(
             let status = e.status();
             return with_retry_after(rejection(form, status, "INTERR", "/", e.to_string()), &e);
         }
+    };
+    // Read here, not by an extractor, so that a body over the limit that was not announced
+    // (chunked) is refused with an acknowledgement too.
+    let limit = state.config.http.body_limit_bytes;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        let e = AppError::PayloadTooLarge { limit };
+        return rejection(form, e.status(), "INTERR", "/", e.to_string());
     };
     let doc = match crate::xml::parse(&body) {
         Ok(d) => d,

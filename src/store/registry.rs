@@ -564,6 +564,12 @@ pub async fn save_cursor(
     delivered: i32,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // A position lost in a crash only means the client starts its query again: not worth
+    // waiting for the disk on every page.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO registry_query_cursors (client_id, query_id, delivered, expires_at)
          VALUES ($1, $2, $3, $4)
@@ -574,7 +580,7 @@ pub async fn save_cursor(
     .bind(query_id)
     .bind(delivered)
     .bind(expires_at)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }

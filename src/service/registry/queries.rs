@@ -274,7 +274,8 @@ async fn candidates(
     }
     let delivered = i64::from(offset) + page.len() as i64;
     let remaining = (total - delivered).max(0);
-    if let Some(q) = &query_id {
+    // Only a query with more to give can be continued.
+    if let Some(q) = query_id.as_ref().filter(|_| remaining > 0) {
         let expires = now + Duration::minutes(CURSOR_TTL_MINUTES);
         rows::save_cursor(db, caller.client.id, q, delivered as i32, expires)
             .await

@@ -275,3 +275,40 @@ async fn every_form_is_answered_in_kind_and_clients_are_checked() {
     let a = post(h.app(), &h.registry, "application/json", "{}".into()).await;
     assert_eq!((a.status, a.ack_code()), (415, "AR"));
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_an_acknowledgement_announced_or_streamed() {
+    let mut opts = crate::helpers::TestOptions::default();
+    opts.config.http.body_limit_bytes = 2048;
+    let h = Hl7::with(opts).await;
+    let before = super::footprint(h.app()).await;
+    let mut org = Org::named("Big Clinic").id(LICENCE_ROOT, "BIG-1");
+    for i in 0..40 {
+        org = org.telecom(&format!("tel:+1-555-01{i:02}"));
+    }
+    let big = m::request("PRPM_IN401030UV01", "l-1", &org);
+    assert!(big.len() > 2048, "{}", big.len());
+    // Announced by Content-Length.
+    let a = post(h.app(), &h.registry, "application/hl7-v3+xml", big.clone()).await;
+    assert_eq!((a.status, a.ack_code()), (413, "AR"));
+    valid(&a.raw, "MCCI_IN000002UV01");
+    // Streamed without a length.
+    let chunks: Vec<Result<String, std::io::Error>> = big
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let r = h
+        .app()
+        .http
+        .post(h.app().url(super::PATH))
+        .basic_auth(h.registry.0, Some(&h.registry.1))
+        .header("Content-Type", "application/hl7-v3+xml")
+        .body(reqwest::Body::wrap_stream(tokio_stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    let a = super::answer(r).await;
+    assert_eq!((a.status, a.ack_code()), (413, "AR"));
+    assert_eq!(super::footprint(h.app()).await, before);
+}
