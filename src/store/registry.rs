@@ -401,17 +401,12 @@ pub async fn search(
         .collect();
     order.push("certified_id ASC".into());
     let n = args.len();
-    // The page is chosen (and the matches counted) on the narrow columns; only its rows'
-    // records are read.
-    let order = order.join(", ");
     let sql = format!(
-        "WITH page AS (
-           SELECT certified_id, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS rn
-           FROM registry_organizations WHERE {filter}
-           ORDER BY {order} OFFSET ${} LIMIT ${})
-         SELECT r.certified_id, r.version, r.status, r.name, r.record, r.created_at, r.updated_at,
-                p.total
-         FROM page p JOIN registry_organizations r USING (certified_id) ORDER BY p.rn",
+        "SELECT certified_id, version, status, name, record, created_at, updated_at,
+                count(*) OVER () AS total
+         FROM registry_organizations WHERE {filter}
+         ORDER BY {} OFFSET ${} LIMIT ${}",
+        order.join(", "),
         n + 1,
         n + 2
     );
