@@ -190,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rest::router(&state))
         .merge(crate::soap::router(&state))
         .merge(crate::credentialing::router(&state))
+        .merge(crate::hl7::router(&state))
         .fallback(not_found)
         .with_state(state);
     crate::http::stack(doors)

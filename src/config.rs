@@ -63,6 +63,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub notifications: NotificationsConfig,
     pub credentialing: CredentialingConfig,
+    pub hl7: Hl7Config,
 }
 
 /// E-mails to people outside the Direct network (certificate applicants), through a relay.
@@ -125,6 +126,17 @@ pub struct CredentialingConfig {
     pub ops_webhook_secret: Secret,
     /// Largest webhook body accepted.
     pub body_limit_bytes: usize,
+}
+
+/// The HL7 v3 organization registry door (`src/hl7`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hl7Config {
+    /// Our device id (an OID) in every message's sender and receiver.
+    pub device_id: String,
+    /// Root OID of the registry ids we assign (extension = the certified_id).
+    pub registry_root_oid: String,
+    /// Whether suspending an organization also disables its provisioned Direct domain.
+    pub suspension_disables_domain: bool,
 }
 
 /// The Direct transport to other HISPs: how messages are sealed and where they are sent.

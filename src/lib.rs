@@ -15,6 +15,7 @@ pub mod egress;
 pub mod error;
 #[cfg(test)]
 pub mod fuzzing;
+pub mod hl7;
 pub mod http;
 pub mod jobs;
 pub mod limits;

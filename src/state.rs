@@ -31,6 +31,7 @@ pub struct AppState {
     pub trust: Arc<TrustContext>,
     pub applications: Arc<crate::service::certificate_applications::NotifyContext>,
     pub credentialing: Arc<crate::service::credentialing::CredentialingContext>,
+    pub registry: Arc<crate::service::registry::RegistryContext>,
 }
 
 impl AppState {
@@ -73,6 +74,9 @@ impl AppState {
             credentialing: Arc::new(
                 crate::service::credentialing::CredentialingContext::from_config(&config),
             ),
+            registry: Arc::new(crate::service::registry::RegistryContext::from_config(
+                &config,
+            )),
             config: Arc::new(config),
             db,
         }
@@ -103,6 +107,11 @@ impl AppState {
             &mut r,
             self.db.clone(),
             self.credentialing.clone(),
+        );
+        crate::service::registry::informer::register_jobs(
+            &mut r,
+            self.db.clone(),
+            self.registry.clone(),
         );
         r
     }

@@ -11,6 +11,7 @@ mod demo;
 mod identity;
 mod jobs;
 mod messaging;
+mod registry;
 mod serve;
 mod transport;
 mod trust;
@@ -34,6 +35,7 @@ pub use credentialing::CredentialingCommand;
 pub use identity::IdentityCommand;
 pub use jobs::JobsCommand;
 pub use messaging::MessagingCommand;
+pub use registry::RegistryCommand;
 pub use transport::TransportCommand;
 pub use trust::TrustCommand;
 
@@ -94,6 +96,9 @@ pub enum Command {
     /// Credentialing: sources of webhooks, individuals' standings, provider links.
     #[command(subcommand)]
     Credentialing(CredentialingCommand),
+    /// The HL7 v3 organization registry: subscribers, organization status.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -170,6 +175,7 @@ async fn admin(command: Command, config: &Config, db: &Database) -> anyhow::Resu
         Command::Applications(c) => applications::run(c, &ctx).await?,
         Command::TrustedAgent(c) => applications::run_trusted_agent(c, &ctx).await?,
         Command::Credentialing(c) => credentialing::run(c, &ctx).await?,
+        Command::Registry(c) => registry::run(c, &ctx).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,15 +19,18 @@ pub enum ClientKind {
     Officer,
     /// Runs the gateway.
     Ops,
+    /// An organization registry (placer, informer) speaking HL7 v3.
+    Registry,
 }
 
 impl ClientKind {
-    pub const ALL: [ClientKind; 5] = [
+    pub const ALL: [ClientKind; 6] = [
         ClientKind::Reseller,
         ClientKind::Vendor,
         ClientKind::TrustedAgent,
         ClientKind::Officer,
         ClientKind::Ops,
+        ClientKind::Registry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl ClientKind {
             ClientKind::TrustedAgent => "trusted-agent",
             ClientKind::Officer => "officer",
             ClientKind::Ops => "ops",
+            ClientKind::Registry => "registry",
         }
     }
 }
@@ -56,7 +60,7 @@ impl FromStr for ClientKind {
             .ok_or_else(|| {
                 Invalid::new(
                     "kind",
-                    format!("unknown client kind {s:?}; expected one of reseller, vendor, trusted-agent, officer, ops"),
+                    format!("unknown client kind {s:?}; expected one of reseller, vendor, trusted-agent, officer, ops, registry"),
                 )
             })
     }

@@ -9,6 +9,7 @@ pub mod messaging;
 pub mod offer;
 pub mod pki;
 pub mod provisioning;
+pub mod registry;
 
 /// A value that failed validation at the edge, naming the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod messaging;
 pub mod openapi;
 mod pki;
+mod registry;
 mod transport;
 mod trust;
 
@@ -198,6 +199,14 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/credentialing/providers/{provider_id}/link",
             post(credentialing::link_provider),
+        )
+        .route(
+            "/api/v1/hl7/subscribers",
+            get(registry::list_subscribers).post(registry::add_subscriber),
+        )
+        .route(
+            "/api/v1/hl7/subscribers/{id}",
+            axum::routing::delete(registry::remove_subscriber),
         )
         .route("/pki/root.crt", get(pki::root_der))
         .route("/pki/root.pem", get(pki::root_pem))

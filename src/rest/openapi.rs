@@ -49,6 +49,7 @@ const TAG_CLIENTS: &str = "Clients";
 const TAG_ACCOUNTS: &str = "Accounts";
 const TAG_CERTIFICATES: &str = "Certificates";
 const TAG_TRUST: &str = "Trust";
+const TAG_HL7: &str = "HL7 v3 registry";
 const TAG_PKI: &str = "Public PKI";
 const TAG_HEALTH: &str = "Health";
 const TAG_SOAP: &str = "SOAP";
@@ -138,7 +139,7 @@ async fn ui_asset(Path(file): Path<String>) -> Result<Response, AppError> {
 
 const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-style messaging API (`/MessagingAPI`, `/oauth2/token`), the set-up and operations API (`/api/v1`), the public PKI files (`/pki`) and the health probes.
 
-**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent): a wrong kind gets 403. Failed authentications are throttled per source address and client id: after a few, further attempts get 429 `too_many_requests` with `Retry-After` (doubling with each further failure), without the credentials being checked.
+**Authentication.** API clients authenticate with HTTP Basic, the client id (a UUID) as user name and the client secret as password. Vendor clients may instead present an OAuth2 Bearer token from `POST /oauth2/token` (client credentials grant) on the messaging routes and on `/api/v1/messaging/endpoints/…` and `/api/v1/messaging/signing-secret…`. What a client may do depends on its kind (vendor, ops, officer, reseller, trusted-agent, registry): a wrong kind gets 403. Failed authentications are throttled per source address and client id: after a few, further attempts get 429 `too_many_requests` with `Retry-After` (doubling with each further failure), without the credentials being checked.
 
 **Errors.** Every error of these routes (except `/oauth2/token`, which answers RFC 6749 errors, and the SOAP service) has the body `{"error": {"code", "message", "field"}}`; `field` names the offending input where there is one. 401 carries `WWW-Authenticate`, 429 carries `Retry-After` (seconds). Bodies larger than the limit get 413 (`send_ccda` has a larger limit of its own); a request that does not complete in time, or finds the database unavailable, gets 503.
 
@@ -211,6 +212,10 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         operations::metrics,
         operations::soap_wsdl,
         operations::soap_call,
+        operations::add_hl7_subscriber,
+        operations::list_hl7_subscribers,
+        operations::remove_hl7_subscriber,
+        operations::hl7_message,
         operations::openapi_document,
         operations::swagger_ui,
         operations::delivery_status_notification,
@@ -247,6 +252,7 @@ const DESCRIPTION: &str = r#"The REST doors of the HISP gateway: the MedAllies-s
         (name = TAG_HEALTH, description = "Probes and metrics for operators and load balancers."),
         (name = TAG_SOAP, description = "The Organization Registration SOAP service, described by its WSDL."),
         (name = TAG_DOCS, description = "This document and its browser."),
+        (name = TAG_HL7, description = "The HL7 v3 organization registry (PRPM organization topic): its message endpoint, and (ops) the subscribers told of every change."),
         (name = TAG_WEBHOOKS, description = "What the gateway POSTs to vendors' registered endpoints (see `webhooks`)."),
         (name = TAG_APPLICATIONS, description = "Trusted Agents apply for patient, provider-address and organizational certificates; officers review; ops links TAs to organizations (DataMotion style)."),
         (name = TAG_CREDENTIALING, description = "Credentialing webhooks (Verifiable style) in, and (ops) sources, individuals' standings and provider links; see docs/credentialing.md."),
@@ -1013,6 +1019,7 @@ mod schemas {
         TrustedAgent,
         Officer,
         Ops,
+        Registry,
     }
 
     #[derive(Serialize, ToSchema)]
@@ -1413,6 +1420,25 @@ mod schemas {
     }
 
     #[derive(Serialize, ToSchema)]
+    pub struct SubscriberRequest {
+        /// An http(s) URL; HL7 v3 notifications are POSTed to it as `application/hl7-v3+xml`.
+        #[schema(example = "https://tracker.hospital.example.org/hl7v3")]
+        pub url: String,
+        /// The credentials the gateway presents to it; none by default.
+        pub auth: Option<EndpointAuth>,
+    }
+
+    /// A system told of every change to a registry organization.
+    #[derive(Serialize, ToSchema)]
+    pub struct Hl7Subscriber {
+        pub id: uuid::Uuid,
+        pub url: String,
+        /// `sealed` when credentials are kept (never shown), else `none`.
+        pub auth: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    #[derive(Serialize, ToSchema)]
     pub struct BundleRequest {
         #[schema(example = "direct.clinic.example.org")]
         pub domain: String,
@@ -1620,6 +1646,7 @@ mod operations {
     #![allow(dead_code)]
 
     use super::TAG_CREDENTIALING;
+    use super::TAG_HL7;
     use super::schemas::*;
     use super::{
         TAG_ACCOUNTS, TAG_CERTIFICATES, TAG_CLIENTS, TAG_DOCS, TAG_HEALTH, TAG_MESSAGING,
@@ -2565,6 +2592,80 @@ mod operations {
         )
     )]
     pub fn soap_call() {}
+
+    // -- HL7 v3 organization registry --
+
+    /// Send an HL7 v3 message to the organization registry
+    ///
+    /// One endpoint for the 12 PRPM organization interactions the registry receives; the root
+    /// element names the interaction. Plain (`application/hl7-v3+xml`, `text/xml`) or in a SOAP
+    /// 1.2 envelope (`application/soap+xml`), answered in the same form: the interaction's
+    /// response, or an `MCCI_IN000002UV01` acknowledgement (AA for a notification; AE or AR
+    /// with a detail naming the element for a refusal). HTTP Basic: registry and ops clients
+    /// may send any, vendor clients queries only. See docs/hl7.md.
+    #[utoipa::path(
+        post,
+        path = "/hl7v3/organizations",
+        tag = TAG_HL7,
+        request_body(description = "An HL7 v3 message (or a SOAP 1.2 envelope around one).", content(("application/hl7-v3+xml"), ("text/xml"), ("application/soap+xml"))),
+        responses(
+            (status = 200, description = "The response, or an acknowledgement AA or AE.", content(("application/hl7-v3+xml"), ("text/xml"), ("application/soap+xml"))),
+            (status = "4XX", description = "An AR acknowledgement: unreadable, missing structure, unsupported interaction or processing code, not authenticated (401), a client kind that may not send it (403), throttled (429), unsupported media type (415).", content(("application/hl7-v3+xml"), ("text/xml"), ("application/soap+xml"))),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn hl7_message() {}
+
+    /// Add a registry subscriber
+    ///
+    /// Every change to a registry organization (over HL7, by SOAP provisioning, by the CA, by
+    /// the CLI) is then pushed to `url` as the matching HL7 v3 notification, in order per
+    /// organization, retried, dead-lettered visibly. The URL goes through the egress guard;
+    /// `auth` is sealed at rest. Audited.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/hl7/subscribers",
+        tag = TAG_HL7,
+        request_body(content = SubscriberRequest, content_type = "application/json"),
+        responses(
+            (status = 201, description = "The subscriber.", body = Hl7Subscriber),
+            (status = 400, description = "Not JSON of this shape (`malformed`); a URL that is not http(s) or that the egress guard refuses (`invalid`, `field` = `url`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn add_hl7_subscriber() {}
+
+    /// List registry subscribers
+    #[utoipa::path(
+        get,
+        path = "/api/v1/hl7/subscribers",
+        tag = TAG_HL7,
+        responses(
+            (status = 200, description = "The active subscribers.", body = Vec<Hl7Subscriber>),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn list_hl7_subscribers() {}
+
+    /// Remove a registry subscriber
+    ///
+    /// Notifications still queued for it are dropped when their turn comes. Audited.
+    #[utoipa::path(
+        delete,
+        path = "/api/v1/hl7/subscribers/{id}",
+        tag = TAG_HL7,
+        params(("id" = String, Path, description = "The subscriber's id (a UUID).")),
+        responses(
+            (status = 204, description = "Removed."),
+            (status = 400, description = "`id` is not a UUID (`malformed`).", body = ErrorBody),
+            (status = 403, description = "Not an ops client.", body = ErrorBody),
+            (status = 404, description = "No such active subscriber.", body = ErrorBody),
+        ),
+        security(("basicAuth" = []))
+    )]
+    pub fn remove_hl7_subscriber() {}
 
     // -- documentation --
 

@@ -13,6 +13,7 @@ pub mod mail_intake;
 pub mod messaging;
 pub mod pki;
 pub mod provisioning;
+pub mod registry;
 pub mod reports;
 pub mod sessions;
 pub mod transport;

@@ -550,13 +550,22 @@ pub async fn issue_requested(
         now,
     )
     .await?;
-    if cert.binding == "domain" && org.status != org_status::DISABLED {
-        organizations::set_status(&mut tx, org.id, org_status::ACTIVATED).await?;
-    }
     let system = Actor {
         name: "system:ca".into(),
         request_id: None,
     };
+    if cert.binding == "domain" && org.status != org_status::DISABLED {
+        organizations::set_status(&mut tx, org.id, org_status::ACTIVATED).await?;
+        crate::service::registry::domain_changed(
+            &mut tx,
+            &ctx.retry,
+            org.id,
+            org_status::ACTIVATED,
+            &system,
+            now,
+        )
+        .await?;
+    }
     store::audit::record(
         &mut tx,
         audit(&system, "certificate.issue", "certificate", &id.to_string()),
@@ -633,6 +642,15 @@ pub async fn revoke(
             org_status::CERTIFICATE_REVOKED,
         )
         .await?;
+        crate::service::registry::domain_changed(
+            &mut tx,
+            &ctx.retry,
+            cert.organization_id,
+            org_status::CERTIFICATE_REVOKED,
+            actor,
+            now,
+        )
+        .await?;
     }
     if let Some(issuer) = cert.issuer_id {
         publish_crl(&mut tx, ctx, issuer, now).await?;
@@ -694,6 +712,15 @@ pub async fn maintain(
             && !store::pki::has_live_domain_certificate(&mut tx, org, now).await?
         {
             organizations::set_status(&mut tx, org, org_status::CERTIFICATE_EXPIRED).await?;
+            crate::service::registry::domain_changed(
+                &mut tx,
+                &ctx.retry,
+                org,
+                org_status::CERTIFICATE_EXPIRED,
+                &system,
+                now,
+            )
+            .await?;
         }
         store::audit::record(
             &mut tx,

@@ -489,6 +489,16 @@ pub async fn provision(
 
     let mut conn = ctx.db.acquire().await?;
     let verified = resolve_organization(&mut conn, org_input).await?;
+    // A registry organization that is suspended, nullified or pending cannot be provisioned.
+    if let Some(why) =
+        crate::service::registry::provisioning_refusal(&mut conn, verified.certified_id).await?
+    {
+        return Err(Refusal::NoVerifiedOrganization(format!(
+            "(certified_id {} {why})",
+            verified.certified_id
+        ))
+        .into());
+    }
     if category == CertificateCategory::CoveredEntity && !verified.healthcare_provider {
         return Err(Refusal::NotHealthcareProvider(format!(
             "(certified_id {})",

@@ -16,6 +16,7 @@ pub mod organizations;
 pub mod packed_mime;
 pub mod pki;
 pub mod provisioning;
+pub mod registry;
 pub mod reports;
 pub mod sessions;
 pub mod supervisor;

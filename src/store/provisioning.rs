@@ -14,8 +14,9 @@ pub struct VerifiedOrgRow {
     pub healthcare_provider: bool,
 }
 
-const VERIFIED_ORG: &str =
-    "SELECT certified_id, name, tax_id, state, healthcare_provider FROM verified_organizations";
+// Registry organizations may lack a tax id or state: read as empty.
+const VERIFIED_ORG: &str = "SELECT certified_id, name, coalesce(tax_id, '') AS tax_id,
+    coalesce(state::text, '') AS state, healthcare_provider FROM verified_organizations";
 
 pub async fn verified_org(
     conn: &mut PgConnection,

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Modules that are front doors: each brings its own router (or listener) and error form.
-const DOORS: &[&str] = &["rest", "soap", "ops", "smtp", "credentialing"];
+const DOORS: &[&str] = &["rest", "soap", "ops", "smtp", "credentialing", "hl7"];
 /// What only the service layer uses: doors go through `service`.
 const LOWER_THAN_SERVICE: &[&str] = &["store", "jobs"];
 /// Where the doors are wired together; nothing below may import these.

@@ -13,6 +13,7 @@ mod dns;
 mod docs;
 mod first_run;
 mod health;
+mod hl7;
 mod identity;
 mod jobs;
 mod layers;
