@@ -178,6 +178,11 @@ pub struct Candidates<'a> {
     pub city: Option<&'a str>,
     pub state: Option<&'a str>,
     pub sort: Option<(&'a str, &'a str)>,
+    /// Filters the 405010 schema has no slot for, which the registry takes anyway (so these
+    /// queries are not schema-valid): organization ids, the role type code, the status.
+    pub ids: &'a [(&'a str, &'a str)],
+    pub code: Option<&'a str>,
+    pub status: Option<&'a str>,
 }
 
 pub fn candidates(msg_id: &str, c: &Candidates<'_>) -> String {
@@ -209,6 +214,17 @@ pub fn candidates(msg_id: &str, c: &Candidates<'_>) -> String {
             p.push_str(&format!("<state>{s}</state>"));
         }
         p.push_str("</value></providerAddress>");
+    }
+    for (root, ext) in c.ids {
+        p.push_str(&format!(
+            r#"<organizationID><value root="{root}" extension="{ext}"/></organizationID>"#
+        ));
+    }
+    if let Some(code) = c.code {
+        p.push_str(&format!(r#"<roleType><value code="{code}"/></roleType>"#));
+    }
+    if let Some(st) = c.status {
+        p.push_str(&format!(r#"<status><value code="{st}"/></status>"#));
     }
     if let Some((el, dir)) = c.sort {
         p.push_str(&format!(

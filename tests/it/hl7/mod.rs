@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cross_door;
+mod filters;
 pub mod messages;
 pub mod schema;
 mod storyboards;
