@@ -15,9 +15,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::JsonBody;
+use super::clients::require_ops;
 use crate::auth::ClientAddr;
 use crate::auth::basic::parse_basic;
-use crate::domain::client::{Client, ClientKind};
+use crate::domain::client::Client;
 use crate::error::{AppError, AppResult};
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
@@ -167,14 +168,6 @@ pub async fn reject(
 }
 
 // ---- trusted agents (ops) ---------------------------------------------------------------------
-
-fn require_ops(caller: &Client) -> AppResult<()> {
-    if caller.kind == ClientKind::Ops {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only ops clients may do this".into()))
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

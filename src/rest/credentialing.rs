@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::JsonBody;
+use super::clients::require_ops;
 use crate::auth::Authenticated;
-use crate::domain::client::{Client, ClientKind};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
 use crate::service::credentialing::views::{
@@ -16,14 +16,6 @@ use crate::service::credentialing::views::{
 };
 use crate::service::credentialing::{self, NewSource, Source};
 use crate::state::AppState;
-
-fn ops(client: &Client) -> AppResult<()> {
-    if client.kind == ClientKind::Ops {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only ops clients may do this".into()))
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -41,7 +33,7 @@ pub async fn register_source(
     RequestId(request_id): RequestId,
     JsonBody(req): JsonBody<RegisterSource>,
 ) -> AppResult<(StatusCode, Json<NewSource>)> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     let created = credentialing::register_source(
         &s.db,
@@ -59,7 +51,7 @@ pub async fn list_sources(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> AppResult<Json<Vec<Source>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(credentialing::list_sources(&s.db).await?))
 }
 
@@ -68,7 +60,7 @@ pub async fn get_individual(
     Authenticated(caller): Authenticated,
     Path(idp_id): Path<String>,
 ) -> AppResult<Json<IndividualView>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(views::individual_by_text(&s.db, &idp_id).await?))
 }
 
@@ -83,7 +75,7 @@ pub async fn list_standings(
     Authenticated(caller): Authenticated,
     Query(q): Query<StandingQuery>,
 ) -> AppResult<Json<Vec<StandingSummary>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(views::standings(&s.db, q.standing.as_deref()).await?))
 }
 
@@ -91,7 +83,7 @@ pub async fn list_unlinked(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> AppResult<Json<Vec<UnlinkedProvider>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(views::unlinked(&s.db).await?))
 }
 
@@ -108,7 +100,7 @@ pub async fn link_provider(
     Path(provider_id): Path<String>,
     JsonBody(req): JsonBody<LinkRequest>,
 ) -> AppResult<Json<IndividualView>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     Ok(Json(
         credentialing::link(

@@ -7,22 +7,14 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::JsonBody;
+use super::clients::require_ops;
 use crate::auth::Authenticated;
-use crate::domain::client::ClientKind;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
 use crate::service::registry::informer::{self, Subscriber};
 use crate::state::AppState;
 use crate::webhooks::EndpointAuth;
-
-fn ops(kind: ClientKind) -> AppResult<()> {
-    if kind == ClientKind::Ops {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only ops clients may do this".into()))
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +29,7 @@ pub async fn add_subscriber(
     RequestId(request_id): RequestId,
     JsonBody(req): JsonBody<AddSubscriber>,
 ) -> AppResult<(StatusCode, Json<Subscriber>)> {
-    ops(caller.kind)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     let sub = informer::add_subscriber(&s.db, &s.registry, &req.url, req.auth, &actor).await?;
     Ok((StatusCode::CREATED, Json(sub)))
@@ -47,7 +39,7 @@ pub async fn list_subscribers(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> AppResult<Json<Vec<Subscriber>>> {
-    ops(caller.kind)?;
+    require_ops(&caller)?;
     Ok(Json(informer::list_subscribers(&s.db).await?))
 }
 
@@ -57,7 +49,7 @@ pub async fn remove_subscriber(
     RequestId(request_id): RequestId,
     Path(id): Path<uuid::Uuid>,
 ) -> AppResult<StatusCode> {
-    ops(caller.kind)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     informer::remove_subscriber(&s.db, id, &actor).await?;
     Ok(StatusCode::NO_CONTENT)

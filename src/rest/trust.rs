@@ -7,21 +7,13 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::JsonBody;
+use super::clients::require_ops;
 use crate::auth::Authenticated;
-use crate::domain::client::{Client, ClientKind};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::http::request_id::RequestId;
 use crate::service::Actor;
 use crate::service::trust::{self, Anchor, Bundle, PeerCertificate, PeerTarget};
 use crate::state::AppState;
-
-fn ops(client: &Client) -> AppResult<()> {
-    if client.kind == ClientKind::Ops {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only ops clients may do this".into()))
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +35,7 @@ pub async fn add_anchors(
     RequestId(request_id): RequestId,
     JsonBody(req): JsonBody<AddAnchors>,
 ) -> AppResult<(StatusCode, Json<Vec<Anchor>>)> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     let added = trust::add_anchors(&s.db, &req.domain, req.pem.as_bytes(), &actor).await?;
     Ok((StatusCode::CREATED, Json(added)))
@@ -54,7 +46,7 @@ pub async fn list_anchors(
     Authenticated(caller): Authenticated,
     Query(q): Query<DomainQuery>,
 ) -> AppResult<Json<Vec<Anchor>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(trust::list_anchors(&s.db, q.domain.as_deref()).await?))
 }
 
@@ -64,7 +56,7 @@ pub async fn remove_anchor(
     RequestId(request_id): RequestId,
     Path(id): Path<i64>,
 ) -> AppResult<Json<Anchor>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     Ok(Json(trust::remove_anchor(&s.db, id, &actor).await?))
 }
@@ -83,7 +75,7 @@ pub async fn add_peers(
     RequestId(request_id): RequestId,
     JsonBody(req): JsonBody<AddPeers>,
 ) -> AppResult<(StatusCode, Json<Vec<PeerCertificate>>)> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     let target = PeerTarget::parse(req.domain.as_deref(), req.address.as_deref())?;
     let added = trust::add_peers(&s.db, &target, req.pem.as_bytes(), &actor).await?;
@@ -95,7 +87,7 @@ pub async fn list_peers(
     Authenticated(caller): Authenticated,
     Query(q): Query<DomainQuery>,
 ) -> AppResult<Json<Vec<PeerCertificate>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(trust::list_peers(&s.db, q.domain.as_deref()).await?))
 }
 
@@ -105,7 +97,7 @@ pub async fn remove_peer(
     RequestId(request_id): RequestId,
     Path(id): Path<i64>,
 ) -> AppResult<Json<PeerCertificate>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     Ok(Json(trust::remove_peer(&s.db, id, &actor).await?))
 }
@@ -123,7 +115,7 @@ pub async fn add_bundle(
     RequestId(request_id): RequestId,
     JsonBody(req): JsonBody<AddBundle>,
 ) -> AppResult<(StatusCode, Json<Bundle>)> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     let b = trust::add_bundle(&s.db, &s.trust, &req.domain, &req.url, &actor, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(b)))
@@ -134,7 +126,7 @@ pub async fn list_bundles(
     Authenticated(caller): Authenticated,
     Query(q): Query<DomainQuery>,
 ) -> AppResult<Json<Vec<Bundle>>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(trust::list_bundles(&s.db, q.domain.as_deref()).await?))
 }
 
@@ -144,7 +136,7 @@ pub async fn remove_bundle(
     RequestId(request_id): RequestId,
     Path(id): Path<i64>,
 ) -> AppResult<Json<Bundle>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     let actor = Actor::client(caller.id, request_id);
     Ok(Json(trust::remove_bundle(&s.db, id, &actor).await?))
 }
@@ -156,7 +148,7 @@ pub async fn refresh_bundle(
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
 ) -> AppResult<Json<Bundle>> {
-    ops(&caller)?;
+    require_ops(&caller)?;
     Ok(Json(
         trust::refresh_bundle(&s.db, &s.trust, id, Utc::now()).await?,
     ))
