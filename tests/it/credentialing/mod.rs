@@ -6,6 +6,7 @@ mod concurrency;
 mod direct;
 mod intake;
 mod redaction;
+mod seed_examples;
 mod story;
 mod types;
 
