@@ -7,6 +7,7 @@ mod cross_door;
 mod filters;
 pub mod messages;
 pub mod schema;
+mod spec_instances;
 mod storyboards;
 mod wire;
 
