@@ -138,7 +138,8 @@ async fn idle_connections_from_one_address_are_capped_and_expire() {
 }
 
 /// A body that stops arriving is answered by the request timeout in the door's own form: JSON
-/// for REST, a SOAP fault with 503 for SOAP 1.1 and 1.2 alike.
+/// for REST and the credentialing door, a SOAP fault with 503 for SOAP 1.1 and 1.2 alike, an AR
+/// acknowledgement for HL7 v3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_503_in_each_doors_form() {
     let app = app_with(|c| c.http.request_timeout = Duration::from_secs(1)).await;
@@ -166,6 +167,11 @@ async fn a_stalled_body_gets_503_in_each_doors_form() {
             hisp_gateway::credentialing::PATH,
             "application/json",
             "\"code\":\"timeout\"",
+        ),
+        (
+            hisp_gateway::hl7::PATH,
+            "application/hl7-v3+xml",
+            "typeCode=\"AR\"",
         ),
     ] {
         let mut s = connect_from(ATTACKER, app.addr).await.unwrap();
